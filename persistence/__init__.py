@@ -1,0 +1,23 @@
+"""Persistence of workflow run-time state: logbooks, flow details and atom details
+in pluggable backends, so a run that dies on one machine can resume on another.
+
+Public names mirror TaskFlow's ``taskflow.persistence`` so its users can switch
+by changing imports.
+"""
+
+from . import exceptions, models, states
+from .base import Backend, Connection
+from .failure import Failure
+from .loading import available_backends, backend, fetch
+from .models import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
+from .uri import BackendURL, make_url
+
+__all__ = [
+    "fetch", "backend", "available_backends",
+    "Backend", "Connection",
+    "LogBook", "FlowDetail", "AtomDetail", "TaskDetail", "RetryDetail",
+    "Failure", "BackendURL", "make_url",
+    "exceptions", "models", "states",
+]
+
+__version__ = "0.1.0"

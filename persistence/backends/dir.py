@@ -1,0 +1,275 @@
+"""The ``dir`` (alias ``file``) backend: one directory per record on local disk.
+
+Durable on one machine and safe across processes: writers hold an
+inter-process lock, and every record is written to a temporary file, fsynced,
+renamed over the old one and its directory fsynced, so a process killed at
+any instant leaves the old record or the new one, never a torn file.
+Decoded files are kept in an LRU cache, checked against the file's inode,
+size and mtime, so other processes' writes are always seen.
+
+Example configuration::
+
+    fetch({"connection": "dir", "path": "/var/lib/myapp/flows", "max_cache_size": 1024})
+    fetch("file:///var/lib/myapp/flows?max_cache_size=0")
+
+``path`` defaults to ``$XDG_DATA_HOME/persistence`` (``~/.local/share/persistence``).
+Each record file holds its revision on the first line and the JSON record after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid as _uuid
+from collections.abc import Iterator
+from typing import Any
+
+import cachetools
+import fasteners
+
+from ..exceptions import Conflict, NotFound, SerializationError, StorageFailure
+from ..path_based import PathBasedBackend, PathBasedConnection
+
+__all__ = ["DirBackend", "DirConnection", "default_path"]
+
+_RECORD = ".record"
+
+
+def default_path() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
+                                                           ".local", "share")
+    return os.path.join(base, "persistence")
+
+
+class _Lock:
+    """Thread- and process-exclusive lock, re-entrant within a thread."""
+
+    def __init__(self, path: str) -> None:
+        self._thread_lock = threading.RLock()
+        self._process_lock = fasteners.InterProcessLock(path)
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._depth == 0:
+                if not self._process_lock.acquire(timeout=60):
+                    raise StorageFailure(f"could not lock {self._process_lock.path!r} "
+                                         f"within 60 s: another process holds it")
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._process_lock.release()
+
+
+class DirBackend(PathBasedBackend):
+    """A durable backend storing each record as a file under ``path``."""
+
+    OPTIONS = {"path": str, "max_cache_size": int}
+
+    def __init__(self, conf: dict[str, Any] | None = None) -> None:
+        conf = dict(conf or {})
+        if not conf.get("path"):
+            conf["path"] = default_path()
+        super().__init__(conf)
+        self._path = os.path.abspath(self._path)
+        size = self._options.get("max_cache_size", 1024)
+        if size < 0:
+            raise ValueError(f"max_cache_size must be >= 0, not {size}")
+        self.file_cache: cachetools.LRUCache | None = cachetools.LRUCache(size) if size else None
+        self._cache_lock = threading.Lock()
+        self._lock: _Lock | None = None
+        self._lock_guard = threading.Lock()
+
+    @property
+    def lock(self) -> _Lock:
+        with self._lock_guard:
+            if self._lock is None:
+                try:
+                    os.makedirs(self._path, exist_ok=True)
+                except OSError as err:
+                    raise StorageFailure(f"cannot create directory {self._path!r}: "
+                                         f"{err.strerror}") from err
+                self._lock = _Lock(os.path.join(self._path, ".lock"))
+            return self._lock
+
+    def get_connection(self) -> DirConnection:
+        return DirConnection(self)
+
+    def close(self) -> None:
+        if self.file_cache is not None:
+            with self._cache_lock:
+                self.file_cache.clear()
+
+
+class DirConnection(PathBasedConnection):
+    def __init__(self, backend: DirBackend) -> None:
+        super().__init__(backend, "/")
+        self._root = backend.path
+        self._cache = backend.file_cache
+        self._cache_lock = backend._cache_lock
+
+    def _fs(self, path: str) -> str:
+        return os.path.join(self._root, path.lstrip("/"))
+
+    def _where(self, path: str) -> str:
+        return os.path.join(self._fs(path), _RECORD)
+
+    # -- reads -----------------------------------------------------------
+    def _read(self, path: str) -> tuple[bytes, int]:
+        file = os.path.join(self._fs(path), _RECORD)
+        try:
+            st = os.stat(file)
+        except FileNotFoundError:
+            raise NotFound(f"nothing stored at {path}") from None
+        except OSError as err:
+            raise StorageFailure(f"cannot read {file}: {err.strerror}") from err
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._cache is not None:
+            hit = self._cache.get(file)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        try:
+            with open(file, "rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError:
+            raise NotFound(f"nothing stored at {path}") from None
+        except OSError as err:
+            raise StorageFailure(f"cannot read {file}: {err.strerror}") from err
+        header, sep, data = raw.partition(b"\n")
+        if not sep or not header.isdigit():
+            raise SerializationError(f"record file {file} is corrupt or truncated "
+                                     f"(no revision header)")
+        value = (data, int(header))
+        if self._cache is not None:
+            with self._cache_lock:
+                self._cache[file] = (key, value)
+        return value
+
+    def _children(self, path: str) -> list[str]:
+        try:
+            with os.scandir(self._fs(path)) as it:
+                return sorted(e.name for e in it if not e.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"nothing stored at {path}") from None
+        except OSError as err:
+            raise StorageFailure(f"cannot list {self._fs(path)}: {err.strerror}") from err
+
+    def _exists(self, path: str) -> bool:
+        return os.path.exists(self._fs(path))
+
+    def _revision(self, path: str) -> int:
+        try:
+            return self._read(path)[1]
+        except NotFound:
+            return 0
+
+    # -- writes ----------------------------------------------------------
+    def _write(self, path: str, data: bytes, txn: _Transaction, *, create: bool,
+               expected_revision: int | None) -> int:
+        current = txn.revisions.get(path)
+        if current is None:
+            current = self._revision(path)
+        if not create and current == 0:
+            raise NotFound(f"nothing stored at {path}")
+        if expected_revision is not None and expected_revision != current:
+            raise Conflict(f"{path} was changed by another writer: expected revision "
+                           f"{expected_revision}, found {current}",
+                           record=path, expected=expected_revision, found=current)
+        txn.revisions[path] = current + 1
+        txn.ops.append(("write", path, b"%d\n" % (current + 1) + data))
+        return current + 1
+
+    def _link(self, path: str, txn: _Transaction) -> None:
+        txn.ops.append(("link", path, None))
+
+    def _delete(self, path: str, txn: _Transaction) -> None:
+        txn.ops.append(("delete", path, None))
+
+    def _ensure_dir(self, path: str) -> None:
+        try:
+            os.makedirs(self._fs(path), exist_ok=True)
+        except OSError as err:
+            raise StorageFailure(f"cannot create {self._fs(path)}: {err.strerror}") from err
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[_Transaction]:
+        with self.backend.lock.held():
+            txn = _Transaction()
+            yield txn
+            try:
+                txn.apply(self)
+            except OSError as err:
+                raise StorageFailure(f"cannot write under {self._root}: "
+                                     f"{err.strerror} ({err.filename})") from err
+
+    def _reading(self) -> contextlib.AbstractContextManager[Any]:
+        return self.backend.lock.held()
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Transaction:
+    """Buffered writes, applied in order at commit; directories fsynced once each."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, str, bytes | None]] = []
+        self.revisions: dict[str, int] = {}
+
+    def apply(self, conn: DirConnection) -> None:
+        dirty_dirs: set[str] = set()
+        for op, path, data in self.ops:
+            target = conn._fs(path)
+            parent = os.path.dirname(target)
+            if op == "write":
+                if not os.path.isdir(target):
+                    os.makedirs(target, exist_ok=True)
+                    dirty_dirs.add(parent)
+                tmp = os.path.join(target, f".tmp-{_uuid.uuid4().hex}")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, os.path.join(target, _RECORD))
+                dirty_dirs.add(target)
+            elif op == "link":
+                if not os.path.exists(target):
+                    os.makedirs(parent, exist_ok=True)
+                    os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
+                    dirty_dirs.add(parent)
+            else:
+                _remove_tree(target)
+                dirty_dirs.add(parent)
+        for directory in dirty_dirs:
+            if os.path.isdir(directory):
+                _fsync_dir(directory)
+
+
+def _remove_tree(path: str) -> None:
+    """Delete a record directory (or link file); missing is fine."""
+    try:
+        os.unlink(path)
+        return
+    except FileNotFoundError:
+        return
+    except (IsADirectoryError, PermissionError):
+        pass
+    with os.scandir(path) as it:
+        for entry in it:
+            if entry.is_dir(follow_symlinks=False):
+                _remove_tree(entry.path)
+            else:
+                os.unlink(entry.path)
+    os.rmdir(path)

@@ -1,0 +1,71 @@
+"""Typed errors of the persistence layer.
+
+Every error the library raises on purpose derives from :class:`PersistenceError`,
+so callers can catch one class.  Errors that wrap a driver failure keep the
+driver's exception as ``__cause__`` (``raise ... from err``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PersistenceError",
+    "NotFound",
+    "Duplicate",
+    "StorageFailure",
+    "SerializationError",
+    "InvalidState",
+    "Conflict",
+    "NotOwner",
+    "ConfigurationError",
+    "MissingDependency",
+]
+
+
+class PersistenceError(Exception):
+    """Root of every error raised by ``persistence``."""
+
+
+class NotFound(PersistenceError, LookupError):
+    """A record (logbook, flow detail, atom detail, value, backend) does not exist."""
+
+
+class Duplicate(PersistenceError):
+    """A record with the same identity already exists."""
+
+
+class StorageFailure(PersistenceError):
+    """The backend could not carry out an operation.
+
+    The underlying driver error, when there is one, is the ``__cause__``.
+    """
+
+
+class SerializationError(StorageFailure, TypeError):
+    """A value cannot be stored: it is not JSON-serializable, or a stored value is corrupt."""
+
+
+class InvalidState(PersistenceError):
+    """A state transition that the state tables do not allow."""
+
+
+class Conflict(StorageFailure):
+    """A write was based on a stale revision of a record; nothing was written."""
+
+    def __init__(self, message: str, *, record: str | None = None,
+                 expected: int | None = None, found: int | None = None) -> None:
+        super().__init__(message)
+        self.record = record
+        self.expected = expected
+        self.found = found
+
+
+class NotOwner(PersistenceError):
+    """The caller does not hold (or no longer holds) the claim on a flow."""
+
+
+class ConfigurationError(PersistenceError, ValueError):
+    """A backend configuration is invalid: unknown option, bad value, bad URI."""
+
+
+class MissingDependency(PersistenceError, ImportError):
+    """An optional dependency of a backend is missing; the message names the extra to install."""
