@@ -17,17 +17,34 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime
+import functools
 import posixpath
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from . import models, serialization
 from .base import Backend, Connection
-from .exceptions import NotFound, SerializationError, StorageFailure
+from .exceptions import Conflict, NotFound, SerializationError, StorageFailure
 
-__all__ = ["PathBasedBackend", "PathBasedConnection", "check_component"]
+__all__ = ["PathBasedBackend", "PathBasedConnection", "check_component", "next_revision"]
 
 _FORBIDDEN = ("/", "\\", "\x00")
+
+
+def next_revision(path: str, current: int, *, create: bool,
+                  expected_revision: int | None) -> int:
+    """The revision a write to ``path`` (now at ``current``, 0 = absent) will get.
+
+    Raises NotFound when the record must exist and does not, and Conflict when
+    the writer's revision is stale; shared by every backend's ``_write``.
+    """
+    if not create and current == 0:
+        raise NotFound(f"nothing stored at {path}")
+    if expected_revision is not None and expected_revision != current:
+        raise Conflict(f"{path} was changed by another writer: expected revision "
+                       f"{expected_revision}, found {current}",
+                       record=path, expected=expected_revision, found=current)
+    return current + 1
 
 
 def check_component(kind: str, value: Any) -> str:
@@ -38,6 +55,11 @@ def check_component(kind: str, value: Any) -> str:
         raise ValueError(f"{kind} {value!r} cannot be stored: it must not start with '.' "
                          f"or contain '/', '\\\\' or NUL")
     return value
+
+
+@functools.lru_cache(maxsize=65536)
+def _child_path(base: str, kind: str, uuid: str) -> str:
+    return posixpath.join(base, check_component(kind, uuid))
 
 
 class PathBasedBackend(Backend):
@@ -122,6 +144,13 @@ class PathBasedConnection(Connection, abc.ABC):
         (Conflict otherwise).  Revisions start at 1 and grow by one per write.
         """
 
+    def _write_single(self, path: str, data: bytes, *, create: bool,
+                      expected_revision: int | None) -> int:
+        """One write in its own transaction; override when the store has a faster path."""
+        with self._transaction() as txn:
+            return self._write(path, data, txn, create=create,
+                               expected_revision=expected_revision)
+
     @abc.abstractmethod
     def _link(self, path: str, txn: Any) -> None:
         """Create an empty child marker at ``path`` (idempotent)."""
@@ -147,10 +176,10 @@ class PathBasedConnection(Connection, abc.ABC):
         return self._join(self.book_path, check_component("logbook uuid", uuid))
 
     def _flow(self, uuid: str) -> str:
-        return self._join(self.flow_path, check_component("flow detail uuid", uuid))
+        return _child_path(self.flow_path, "flow detail uuid", uuid)
 
     def _atom(self, uuid: str) -> str:
-        return self._join(self.atom_path, check_component("atom detail uuid", uuid))
+        return _child_path(self.atom_path, "atom detail uuid", uuid)
 
     def _is_ours(self, detail: models._Record) -> bool:
         return detail.__dict__.get("_token") is self._backend.token
@@ -229,9 +258,11 @@ class PathBasedConnection(Connection, abc.ABC):
         return flow_detail
 
     def update_atom_details(self, atom_detail: models.AtomDetail) -> models.AtomDetail:
+        data = serialization.encode_record(serialization.atom_record(atom_detail, None),
+                                           atom_detail)
         try:
-            with self._transaction() as txn:
-                revision = self._write_atom(atom_detail, txn, create=False)
+            revision = self._write_single(self._atom(atom_detail.uuid), data, create=False,
+                                          expected_revision=self._expected(atom_detail))
         except NotFound:
             raise NotFound(f"atom detail {atom_detail.uuid} was never saved: save the "
                            f"flow detail (or logbook) that contains it first") from None

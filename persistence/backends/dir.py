@@ -28,8 +28,8 @@ from typing import Any
 import cachetools
 import fasteners
 
-from ..exceptions import Conflict, NotFound, SerializationError, StorageFailure
-from ..path_based import PathBasedBackend, PathBasedConnection
+from ..exceptions import NotFound, SerializationError, StorageFailure
+from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
 
 __all__ = ["DirBackend", "DirConnection", "default_path"]
 
@@ -174,15 +174,11 @@ class DirConnection(PathBasedConnection):
         current = txn.revisions.get(path)
         if current is None:
             current = self._revision(path)
-        if not create and current == 0:
-            raise NotFound(f"nothing stored at {path}")
-        if expected_revision is not None and expected_revision != current:
-            raise Conflict(f"{path} was changed by another writer: expected revision "
-                           f"{expected_revision}, found {current}",
-                           record=path, expected=expected_revision, found=current)
-        txn.revisions[path] = current + 1
-        txn.ops.append(("write", path, b"%d\n" % (current + 1) + data))
-        return current + 1
+        revision = next_revision(path, current, create=create,
+                                 expected_revision=expected_revision)
+        txn.revisions[path] = revision
+        txn.ops.append(("write", path, b"%d\n" % revision + data))
+        return revision
 
     def _link(self, path: str, txn: _Transaction) -> None:
         txn.ops.append(("link", path, None))

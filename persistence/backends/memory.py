@@ -18,10 +18,9 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-import fasteners
-
-from ..exceptions import Conflict, NotFound
-from ..path_based import PathBasedBackend, PathBasedConnection
+from .._rwlock import ReaderWriterLock
+from ..exceptions import NotFound
+from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
 
 __all__ = ["FakeFilesystem", "MemoryBackend", "MemoryConnection"]
 
@@ -50,7 +49,7 @@ class FakeFilesystem:
     root_path = posixpath.sep
 
     def __init__(self) -> None:
-        self.lock = fasteners.ReaderWriterLock()
+        self.lock = ReaderWriterLock()
         # path -> [value, revision, {child name: None}] (dict keeps insertion order)
         self._nodes: dict[str, list] = {self.root_path: [None, 0, {}]}
 
@@ -178,7 +177,6 @@ class MemoryConnection(PathBasedConnection):
     def __init__(self, backend: MemoryBackend) -> None:
         super().__init__(backend, FakeFilesystem.normpath(backend.path))
         self._fs = backend.memory
-        self._nodes = self._fs._nodes
 
     def _read(self, path: str) -> tuple[bytes, int]:
         with self._fs.lock.read_lock():
@@ -205,15 +203,20 @@ class MemoryConnection(PathBasedConnection):
         if current is None:
             node = self._fs._nodes.get(path)
             current = 0 if node is None else node[1]
-        if not create and current == 0:
-            raise NotFound(f"nothing stored at {path}")
-        if expected_revision is not None and expected_revision != current:
-            raise Conflict(f"{path} was changed by another writer: expected revision "
-                           f"{expected_revision}, found {current}",
-                           record=path, expected=expected_revision, found=current)
-        txn.revisions[path] = current + 1
-        txn.ops.append((self._fs._set, path, data, current + 1))
-        return current + 1
+        revision = next_revision(path, current, create=create,
+                                 expected_revision=expected_revision)
+        txn.revisions[path] = revision
+        txn.ops.append((self._fs._set, path, data, revision))
+        return revision
+
+    def _write_single(self, path: str, data: bytes, *, create: bool,
+                      expected_revision: int | None) -> int:
+        with self._fs.lock.write_lock():
+            node = self._fs._nodes.get(path)
+            revision = next_revision(path, 0 if node is None else node[1], create=create,
+                                     expected_revision=expected_revision)
+            self._fs._set(path, data, revision)
+        return revision
 
     def _link(self, path: str, txn: _Transaction) -> None:
         txn.ops.append((self._fs._ensure, path))
