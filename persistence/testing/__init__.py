@@ -1,0 +1,18 @@
+"""Test helpers that ship with the package, so third-party backends can prove themselves.
+
+:class:`persistence.testing.contract.BackendContract` is the shared contract
+suite every backend runs (see that module for how to use it).  Importing this
+package needs pytest.
+"""
+
+import pytest
+
+# Let pytest rewrite the suite's asserts (readable failure diffs) even though
+# it lives in an installed package rather than in a test directory.
+pytest.register_assert_rewrite("persistence.testing.contract", "persistence.testing.samples",
+                               "persistence.testing._roundtrip", "persistence.testing._api",
+                               "persistence.testing._integrity")
+
+from .contract import BackendContract  # noqa: E402
+
+__all__ = ["BackendContract"]
