@@ -10,10 +10,12 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e '.[all,test]' 2>&1 | grep -v -E '^WARNING: (Location|Running pip)' || true
-.venv/bin/python -c 'import persistence, sqlalchemy, kazoo' >/dev/null 2>&1 || \
-    .venv/bin/python -m pip install -e '.[all,test]'
+echo "== installing into .venv"
+if ! .venv/bin/python -m pip install -q -e '.[all,test]' > .venv/install.log 2>&1; then
+    cat .venv/install.log
+    echo "installing persistence and its test dependencies failed" >&2
+    exit 1
+fi
 
 for setup in scripts/setup.d/*.sh; do
     [ -e "$setup" ] || continue
@@ -22,7 +24,7 @@ for setup in scripts/setup.d/*.sh; do
 done
 
 echo "== ruff"
-.venv/bin/ruff check persistence tests bench examples
+.venv/bin/ruff check persistence tests $(ls -d bench examples 2>/dev/null)
 echo "== pytest"
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest "$@"
