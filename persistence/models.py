@@ -234,7 +234,7 @@ class FlowDetail(_Record):
         if fd is not self:
             d = self.__dict__
             d["name"], d["state"] = fd.name, fd.state
-            d["meta"] = fd.meta
+            d["meta"] = _TrackedDict(self, fd.meta)  # tracked for this record, not fd
             d["_atomdetails_by_id"] = fd._atomdetails_by_id
             d["_changed"] = True
         return self
@@ -268,6 +268,7 @@ class FlowDetail(_Record):
     def add(self, ad: AtomDetail) -> None:
         """Add (or replace, by uuid) an atom detail; saving is the backend's job."""
         self._atomdetails_by_id[ad.uuid] = ad
+        self.__dict__["_changed"] = True
 
     def find(self, ad_uuid: str) -> AtomDetail | None:
         return self._atomdetails_by_id.get(ad_uuid)
