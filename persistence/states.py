@@ -116,6 +116,9 @@ def check_flow_transition(old: str, new: str) -> bool:
 
     Raises :class:`InvalidState` for a transition the table forbids.
     """
+    # Allowed pairs win over ignored ones: SUSPENDED -> RESUMING is in both.
+    if (old, new) in _FLOW_TRANSITIONS:
+        return True
     if (old, new) in _IGNORED_FLOW_TRANSITIONS:
         return False
     return _check(_FLOW_TRANSITIONS, old, new, "flow")
