@@ -1,0 +1,214 @@
+"""``python -m bench``: measure every available backend, write JSON and a markdown report.
+
+Floors first (raw driver costs, same run), then for each backend and each
+implementation (persistence, and TaskFlow 6.5.0 with ``--compare taskflow``)
+one worker process for W1–W4 and one per W5 size, each on a fresh store.
+A backend whose module or service is missing is reported as "not available
+(reason)", never silently dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from . import adapters, floors, report
+from .services import BACKENDS, Services
+from .workloads import FULL, QUICK, Sizes
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TASKFLOW_VENV = os.path.join(HERE, ".venv-taskflow")
+TASKFLOW_VERSION = "6.5.0"
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes and 2 repetitions: a smoke run, figures meaningless")
+    parser.add_argument("--compare", choices=("taskflow",), action="append", default=[],
+                        help="also run the workloads against TaskFlow 6.5.0 (own virtualenv)")
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help=f"comma-separated subset of {','.join(BACKENDS)}")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"),
+                        help="directory for the JSON results (default: bench/results)")
+    parser.add_argument("--report", default=None,
+                        help="markdown report path (default: <out>/report.md)")
+    parser.add_argument("--worker-timeout", type=float, default=600.0,
+                        help="seconds one worker process may take before it is stopped")
+    args = parser.parse_args(argv)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in args.backends if b not in BACKENDS]
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+    return args
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- TaskFlow virtualenv --------------------------------------------------------------
+def taskflow_python() -> tuple[str | None, str | None]:
+    """(interpreter, None) of a virtualenv with TaskFlow 6.5.0, creating it if needed;
+    (None, reason) if it cannot be had."""
+    python = os.path.join(TASKFLOW_VENV, "bin", "python")
+    probe = [python, "-c", "import importlib.metadata as m, taskflow.storage, sqlalchemy, "
+             "psycopg2, pymysql, kazoo, alembic; print(m.version('taskflow'))"]
+
+    def ready() -> bool:
+        if not os.path.exists(python):
+            return False
+        done = subprocess.run(probe, capture_output=True, text=True)
+        return done.returncode == 0 and done.stdout.strip() == TASKFLOW_VERSION
+
+    if ready():
+        return python, None
+    _log(f"creating {TASKFLOW_VENV} with taskflow=={TASKFLOW_VERSION} (one-off)")
+    steps = [[sys.executable, "-m", "venv", TASKFLOW_VENV],
+             [python, "-m", "pip", "install", "-q", "-r",
+              os.path.join(HERE, "requirements-taskflow.txt")]]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
+            return None, f"cannot set up the TaskFlow virtualenv: {tail[0][:200]}"
+    return (python, None) if ready() else (None, "TaskFlow virtualenv incomplete after install")
+
+
+# -- workers ----------------------------------------------------------------------------
+def run_worker(python: str, impl: str, backend: str, conf: dict[str, Any], part: str,
+               n: int, quick: bool, timeout: float, workdir: str) -> dict[str, Any]:
+    out = tempfile.mktemp(prefix=f"{impl}-{backend}-{part}{n}-", suffix=".json", dir=workdir)
+    cmd = [python, os.path.join(HERE, "worker.py"), "--impl", impl, "--backend", backend,
+           "--conf", json.dumps(conf), "--part", part, "--n", str(n), "--out", out]
+    if quick:
+        cmd.append("--quick")
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    try:
+        done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"worker timed out after {timeout:.0f} s"}
+    if not os.path.exists(out):
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        return {"error": f"worker exited {done.returncode} without results: {tail[:400]}"}
+    with open(out, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    os.unlink(out)
+    return doc
+
+
+def _measure_impl(services: Services, impl: str, python: str, backend: str, sizes: Sizes,
+                  args: argparse.Namespace) -> dict[str, Any]:
+    def worker(part: str, n: int = 0) -> dict[str, Any]:
+        with services.fresh_store(backend, impl) as conf:
+            return run_worker(python, impl, backend, conf, part, n, args.quick,
+                              args.worker_timeout, services.workdir)
+
+    _log(f"{impl} / {backend}: W1-W4")
+    entry: dict[str, Any] = {"main": worker("main")}
+    if "unavailable" in entry["main"]:
+        entry["unavailable"] = entry["main"]["unavailable"]
+        return entry
+    entry["w5"] = {}
+    for n in sizes.w5_sizes:
+        _log(f"{impl} / {backend}: W5 at {n} atoms")
+        entry["w5"][str(n)] = worker("w5", n)
+    return entry
+
+
+# -- metadata ---------------------------------------------------------------------------
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kb = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
+                   if line.startswith("MemTotal")), 0)
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kb / 2**20, 1),
+            "kernel": platform.release(), "os": platform.platform(terse=True)}
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "persistence"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return rev + ("+uncommitted" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    sizes = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    stamp = datetime.datetime.now(datetime.timezone.utc)
+    services = Services()
+    doc: dict[str, Any] = {
+        "meta": {"date": stamp.isoformat(timespec="seconds"),
+                 "command": "python -m bench " + shlex.join(sys.argv[1:] if argv is None
+                                                             else argv),
+                 "quick": args.quick, "sizes": dict(vars(sizes)), "machine": machine(),
+                 "python": sys.version.split()[0], "git": git_revision(),
+                 "drivers": adapters.versions()},
+        "availability": {}, "floors": {}, "runs": {}}
+    try:
+        for backend in args.backends:
+            doc["availability"][backend] = services.check(backend)
+            if doc["availability"][backend]:
+                _log(f"{backend}: not available ({doc['availability'][backend]})")
+        doc["floors"]["json"] = floors.json_floors(sizes)
+        for backend in args.backends:
+            if doc["availability"][backend] is None:
+                _log(f"floors: {backend}")
+                try:
+                    doc["floors"][backend] = floors.measure(backend, sizes, services,
+                                                            services.workdir)
+                except Exception as err:
+                    doc["floors"][backend] = {"error": f"{type(err).__name__}: {err}"[:300]}
+        impls = {"persistence": (sys.executable, None)}
+        if "taskflow" in args.compare:
+            impls["taskflow"] = taskflow_python()
+        for impl, (python, reason) in impls.items():
+            doc["runs"][impl] = {}
+            for backend in args.backends:
+                why = reason or doc["availability"][backend]
+                if why:
+                    doc["runs"][impl][backend] = {"unavailable": why}
+                else:
+                    doc["runs"][impl][backend] = _measure_impl(services, impl, python,
+                                                               backend, sizes, args)
+        doc["meta"]["server_versions"] = services.server_versions
+    finally:
+        services.close()
+    doc["meta"]["elapsed_s"] = time.perf_counter() - started
+    os.makedirs(args.out, exist_ok=True)
+    name = f"bench-{stamp.strftime('%Y%m%dT%H%M%SZ')}{'-quick' if args.quick else ''}.json"
+    for path in (os.path.join(args.out, name), os.path.join(args.out, "latest.json")):
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1)
+    report_path = args.report or os.path.join(args.out, "report.md")
+    with open(report_path, "w", encoding="utf-8") as fh:
+        fh.write(report.render(doc))
+    _log(f"done in {doc['meta']['elapsed_s']:.0f} s: {report_path}, "
+         f"{os.path.join(args.out, name)}")
+    return 0

@@ -1,0 +1,77 @@
+"""Child process: run one part of the workloads for one implementation and backend.
+
+Run by :mod:`bench.run` as ``PYTHON bench/worker.py --impl ... --out FILE``
+with either the project's interpreter (``--impl persistence``) or the TaskFlow
+virtualenv's (``--impl taskflow``).  Each part runs in its own process so that
+peak RSS (W5) is per size and one crash cannot take the others with it.
+Writes one JSON document to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--impl", required=True, choices=("persistence", "taskflow"))
+    parser.add_argument("--backend", required=True)
+    parser.add_argument("--conf", required=True, help="backend configuration as JSON")
+    parser.add_argument("--part", required=True, choices=("main", "w5"))
+    parser.add_argument("--n", type=int, default=0, help="W5: atoms in the flow")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.impl == "persistence":
+        sys.path.insert(0, os.path.dirname(HERE))
+    sys.path.insert(0, HERE)
+    import adapters
+    import workloads
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    sizes = workloads.QUICK if args.quick else workloads.FULL
+    doc: dict = {"impl": args.impl, "backend": args.backend, "part": args.part,
+                 "n": args.n, "python": sys.version.split()[0]}
+    start = time.perf_counter()
+    try:
+        api = adapters.load(args.impl)
+        doc["version"] = api.version
+        doc["drivers"] = adapters.versions()
+        backend = api.open_backend(json.loads(args.conf))
+    except Exception as err:
+        doc["unavailable"] = workloads.describe(err)
+        doc["traceback"] = traceback.format_exc(limit=5)
+    else:
+        try:
+            if args.part == "main":
+                doc["results"] = workloads.run_main(api, backend, sizes)
+            else:
+                doc["results"] = {"W5": workloads.run_w5(api, backend, args.n, sizes)}
+        except Exception as err:
+            doc["error"] = workloads.describe(err)
+            doc["traceback"] = traceback.format_exc(limit=5)
+        finally:
+            try:
+                backend.close()
+            except Exception as err:  # closing must not lose the figures
+                doc["close_error"] = workloads.describe(err)
+    doc["elapsed_s"] = time.perf_counter() - start
+    with open(args.out, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""Workloads W1–W5, written once against an adapter namespace (``api``).
+
+The same functions run against ``persistence`` and, in a separate virtualenv,
+against TaskFlow: they only touch ``api.models``, ``api.states``,
+``api.make_storage``/``api.make_tasks`` and the backend connection methods
+both libraries share.  This module imports nothing but the standard library,
+so it loads under either interpreter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import resource
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Sizes", "FULL", "QUICK", "run_main", "run_w5", "median", "percentile"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How big each workload is; FULL follows the issue, QUICK is a smoke run."""
+
+    reps: int = 5
+    w1_flows: int = 10
+    w1_atoms: int = 100
+    w2_updates: int = 1000
+    w3_books: int = 50
+    w3_atoms: int = 10
+    w4_atoms: int = 200
+    w5_sizes: tuple[int, ...] = (100, 1000, 10000)
+    w5_updates: int = 200
+    w5_fill_chunk: int = 500
+    floor_ops: int = 1000
+    floor_rows: int = 1000
+
+
+FULL = Sizes()
+QUICK = Sizes(reps=2, w1_flows=2, w1_atoms=10, w2_updates=20, w3_books=5, w3_atoms=3,
+              w4_atoms=10, w5_sizes=(10, 50), w5_updates=10, w5_fill_chunk=20,
+              floor_ops=50, floor_rows=50)
+
+
+def median(values: list[float]) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile (no interpolation: p99 of 200 samples is the 198th)."""
+    values = sorted(values)
+    if not values:
+        return None
+    rank = max(1, -(-len(values) * pct // 100))
+    return values[int(rank) - 1]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def describe(err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {text[:300]}"
+
+
+def max_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def make_book(api: Any, name: str, flows: int, atoms: int) -> Any:
+    """A logbook of ``flows`` flow details with ``atoms`` PENDING task details each."""
+    book = api.models.LogBook(name)
+    for f in range(flows):
+        fd = api.models.FlowDetail(f"{name}-flow-{f}", _uuid())
+        fd.state = api.states.PENDING
+        for a in range(atoms):
+            ad = api.models.TaskDetail(f"{name}-task-{f}-{a}", _uuid())
+            ad.state = api.states.PENDING
+            ad.version = "1.0"
+            fd.add(ad)
+        book.add(fd)
+    return book
+
+
+def _result(i: int, rep: int) -> dict[str, Any]:
+    return {"value": i, "rep": rep, "ok": True, "note": "small result"}
+
+
+def _update_atom(api: Any, conn: Any, ad: Any, i: int, rep: int) -> None:
+    ad.state = api.states.RUNNING
+    ad.put(api.states.SUCCESS, _result(i, rep))
+    conn.update_atom_details(ad)
+
+
+def _summary(seconds: list[float], per: int = 1) -> dict[str, Any]:
+    return {"seconds": seconds, "median_s": median(seconds),
+            "per_item_s": (median(seconds) / per) if seconds and per else None, "items": per}
+
+
+# -- W3 (many books), W1, W2, W3 (one book), W4 ---------------------------------
+def w3_many(api: Any, conn: Any, sizes: Sizes) -> dict[str, Any]:
+    """get_logbooks over ``w3_books`` books of 1 flow × ``w3_atoms`` atoms (fresh store)."""
+    for b in range(sizes.w3_books):
+        conn.save_logbook(make_book(api, f"w3-{b}", 1, sizes.w3_atoms))
+    times, loaded = [], 0
+    for _ in range(sizes.reps):
+        start = time.perf_counter()
+        books = list(conn.get_logbooks())
+        loaded = sum(len(fd) for book in books for fd in book)
+        times.append(time.perf_counter() - start)
+    records = sizes.w3_books * (2 + sizes.w3_atoms)
+    out = _summary(times, records)
+    out.update(books=sizes.w3_books, atoms_loaded=loaded)
+    return out
+
+
+def w1(api: Any, conn: Any, sizes: Sizes) -> tuple[dict[str, Any], Any]:
+    """save_logbook of a new book of w1_flows × w1_atoms; a new book each repetition."""
+    times, book = [], None
+    for r in range(sizes.reps):
+        book = make_book(api, f"w1-{r}", sizes.w1_flows, sizes.w1_atoms)
+        times.append(timed(lambda b=book: conn.save_logbook(b)))
+    records = 1 + sizes.w1_flows * (1 + sizes.w1_atoms)
+    return _summary(times, records), book
+
+
+def w2(api: Any, conn: Any, book: Any, sizes: Sizes) -> dict[str, Any]:
+    """w2_updates single-atom updates (RUNNING → put(SUCCESS, dict) → update_atom_details)."""
+    atoms = [ad for fd in book for ad in fd][:sizes.w2_updates]
+    times = []
+    for r in range(sizes.reps):
+        start = time.perf_counter()
+        for i, ad in enumerate(atoms):
+            _update_atom(api, conn, ad, i, r)
+        times.append(time.perf_counter() - start)
+    return _summary(times, len(atoms))
+
+
+def w3_one(api: Any, conn: Any, book: Any, sizes: Sizes) -> dict[str, Any]:
+    """get_logbook of the W1/W2 book (flows and atoms included)."""
+    times, loaded = [], 0
+    for _ in range(sizes.reps):
+        start = time.perf_counter()
+        got = conn.get_logbook(book.uuid)
+        loaded = sum(len(fd) for fd in got)
+        times.append(time.perf_counter() - start)
+    records = 1 + sum(1 + len(fd) for fd in book)
+    out = _summary(times, records)
+    out["atoms_loaded"] = loaded
+    return out
+
+
+class WriteCounter:
+    """Counts write calls made through connections handed out by ``backend``.
+
+    Patches ``get_connection`` on the instance (not the class) so isinstance
+    checks inside either library still hold; :meth:`restore` undoes it.
+    """
+
+    METHODS = ("save_logbook", "update_flow_details", "update_atom_details")
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.calls = dict.fromkeys(self.METHODS, 0)
+        self._orig = backend.get_connection
+        backend.get_connection = self._get_connection
+
+    def _get_connection(self) -> Any:
+        conn = self._orig()
+        for name in self.METHODS:
+            setattr(conn, name, self._wrap(name, getattr(conn, name)))
+        return conn
+
+    def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return fn(*args, **kwargs)
+        return counted
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def restore(self) -> None:
+        self.backend.get_connection = self._orig
+
+
+def _w4_once(api: Any, backend: Any, conn: Any, policy: str, n: int,
+             rep: int) -> dict[str, Any]:
+    book = api.models.LogBook(f"w4-{policy}-{rep}")
+    fd = api.models.FlowDetail(f"w4-{policy}-{rep}-flow", _uuid())
+    fd.state = api.states.RUNNING
+    book.add(fd)
+    conn.save_logbook(book)
+    tasks = api.make_tasks([f"w4-task-{i}" for i in range(n)])
+    counter = WriteCounter(backend)
+    try:
+        start = time.perf_counter()
+        st = api.make_storage(fd, backend, policy)
+        st.ensure_atoms(tasks)
+        for i, task in enumerate(tasks):
+            st.set_atom_state(task.name, api.states.RUNNING)
+            st.save(task.name, _result(i, rep))
+            st.set_atom_state(task.name, api.states.SUCCESS)
+        fetched = st.fetch_all()
+        api.flush(st)
+        elapsed = time.perf_counter() - start
+    finally:
+        counter.restore()
+    check = backend.get_connection()
+    try:
+        stored = check.get_flow_details(fd.uuid)
+        persisted = sum(1 for ad in stored
+                        if ad.state == api.states.SUCCESS and ad.results is not None)
+    finally:
+        check.close()
+    return {"seconds": elapsed, "writes": counter.total, "calls": dict(counter.calls),
+            "fetched": len(fetched), "persisted": persisted}
+
+
+def w4(api: Any, backend: Any, conn: Any, sizes: Sizes) -> dict[str, Any]:
+    """The Storage loop over w4_atoms tasks, once per persistence policy."""
+    reason = api.storage_unavailable()
+    if reason:
+        return {"unavailable": reason}
+    out: dict[str, Any] = {}
+    for policy in api.policies:
+        runs = [_w4_once(api, backend, conn, policy, sizes.w4_atoms, r)
+                for r in range(sizes.reps)]
+        seconds = [run["seconds"] for run in runs]
+        summary = _summary(seconds, sizes.w4_atoms)
+        summary.update(writes_per_atom=median([run["writes"] for run in runs]) / sizes.w4_atoms,
+                       calls=runs[-1]["calls"], fetched=runs[-1]["fetched"],
+                       persisted=runs[-1]["persisted"], atoms=sizes.w4_atoms)
+        out[policy] = summary
+    return out
+
+
+def _guard(results: dict[str, Any], key: str, fn: Callable[[], Any]) -> Any:
+    """Run one workload; record its failure instead of aborting the others."""
+    try:
+        return fn()
+    except Exception as err:  # report it, keep measuring the rest
+        results[key] = {"error": describe(err)}
+        return None
+
+
+def run_main(api: Any, backend: Any, sizes: Sizes) -> dict[str, Any]:
+    """W3 (get_logbooks) on the empty store, then W1, W2, W3 (get_logbook), W4."""
+    results: dict[str, Any] = {}
+    conn = backend.get_connection()
+    try:
+        many = _guard(results, "W3_many", lambda: w3_many(api, conn, sizes))
+        if many is not None:
+            results["W3_many"] = many
+        # TaskFlow's clear_all also removes the top-level paths: upgrade recreates them.
+        _guard(results, "clear", lambda: (conn.clear_all(), conn.upgrade()))
+        got = _guard(results, "W1", lambda: w1(api, conn, sizes))
+        if got is not None:
+            results["W1"], book = got
+            w2_out = _guard(results, "W2", lambda: w2(api, conn, book, sizes))
+            if w2_out is not None:
+                results["W2"] = w2_out
+            w3_out = _guard(results, "W3_one", lambda: w3_one(api, conn, book, sizes))
+            if w3_out is not None:
+                results["W3_one"] = w3_out
+        w4_out = _guard(results, "W4", lambda: w4(api, backend, conn, sizes))
+        if w4_out is not None:
+            results["W4"] = w4_out
+    finally:
+        conn.close()
+    return results
+
+
+# -- W5 ---------------------------------------------------------------------------
+def _fill_in_chunks(api: Any, conn: Any, book: Any, chunk: int) -> None:
+    """Store a book whose single save failed: empty flow first, then atoms in chunks.
+
+    Used only when ``save_logbook`` of the whole book fails (TaskFlow on
+    ZooKeeper), so that loads and updates can still be measured.
+    """
+    fd = next(iter(book))
+    shell = api.models.LogBook(book.name, uuid=book.uuid)
+    empty = api.models.FlowDetail(fd.name, fd.uuid)
+    empty.state = fd.state
+    shell.add(empty)
+    conn.save_logbook(shell)
+    atoms = list(fd)
+    for start in range(0, len(atoms), chunk):
+        part = api.models.FlowDetail(fd.name, fd.uuid)
+        part.state = fd.state
+        for ad in atoms[start:start + chunk]:
+            part.add(ad)
+        conn.update_flow_details(part)
+
+
+def run_w5(api: Any, backend: Any, n: int, sizes: Sizes) -> dict[str, Any]:
+    """One flow of ``n`` atoms: save, single-atom update p50/p99, load, flow-state update."""
+    out: dict[str, Any] = {"atoms": n}
+    conn = backend.get_connection()
+    rss_base = max_rss_mb()
+    try:
+        saves, book = [], None
+        for r in range(sizes.reps):
+            attempt = make_book(api, f"w5-{n}-{r}", 1, n)
+            try:
+                saves.append(timed(lambda b=attempt: conn.save_logbook(b)))
+            except Exception as err:
+                out["save_error"] = describe(err)
+                break
+            book = attempt
+        out["save"] = _summary(saves, n)
+        if book is None:
+            book = make_book(api, f"w5-{n}-chunked", 1, n)
+            start = time.perf_counter()
+            _fill_in_chunks(api, conn, book, sizes.w5_fill_chunk)
+            out["chunked_fill_s"] = time.perf_counter() - start
+        fd = next(iter(book))
+        atoms = list(fd)
+        rng = random.Random(n)
+        p50s, p99s = [], []
+        for r in range(sizes.reps):
+            samples = []
+            for i, ad in enumerate(rng.sample(atoms, min(sizes.w5_updates, n))):
+                samples.append(timed(lambda a=ad, i=i, r=r: _update_atom(api, conn, a, i, r)))
+            p50s.append(percentile(samples, 50))
+            p99s.append(percentile(samples, 99))
+        out["update"] = {"p50_s": median(p50s), "p99_s": median(p99s),
+                         "samples_per_rep": min(sizes.w5_updates, n)}
+        loads, loaded = [], 0
+        for _ in range(sizes.reps):
+            start = time.perf_counter()
+            got = conn.get_logbook(book.uuid)
+            loaded = sum(len(f) for f in got)
+            loads.append(time.perf_counter() - start)
+        out["load"] = _summary(loads, n)
+        out["load"]["atoms_loaded"] = loaded
+        flow_times: list[float] = []
+        for r in range(sizes.reps):
+            fd.state = api.states.RUNNING if r % 2 == 0 else api.states.SUSPENDED
+            try:
+                flow_times.append(timed(lambda: conn.update_flow_details(fd)))
+            except Exception as err:
+                out["flow_update_error"] = describe(err)
+                break
+        out["flow_update"] = _summary(flow_times, 1)
+    except Exception as err:
+        out["error"] = describe(err)
+    finally:
+        conn.close()
+    out["rss"] = {"peak_mb": max_rss_mb(), "base_mb": rss_base,
+                  "delta_mb": max_rss_mb() - rss_base}
+    return out
