@@ -10,13 +10,14 @@ from .base import Backend, Connection
 from .failure import Failure
 from .loading import available_backends, backend, fetch
 from .models import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
+from .storage import Storage
 from .uri import BackendURL, make_url
 
 __all__ = [
     "fetch", "backend", "available_backends",
     "Backend", "Connection",
     "LogBook", "FlowDetail", "AtomDetail", "TaskDetail", "RetryDetail",
-    "Failure", "BackendURL", "make_url",
+    "Failure", "BackendURL", "make_url", "Storage",
     "exceptions", "models", "states",
 ]
 

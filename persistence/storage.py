@@ -1,0 +1,612 @@
+"""Storage: the engine's interface to a flow detail and the backend that keeps it.
+
+An engine reads and writes run-time state only through :class:`Storage`:
+atom states and intentions, results and failures, retry histories, progress,
+metadata and injected values.  Names and semantics follow TaskFlow's
+``taskflow.storage.Storage``; how values are found by name lives in
+:mod:`persistence.lookup`.
+
+Persistence policy — *when* changes reach the backend (``policy=``):
+
+``"always"`` (default)
+    Every change is written before the call returns, and one logical change
+    is one backend write: ``save`` stores result and state in one
+    ``update_atom_details``; flow-level changes (flow state, flow metadata,
+    new atom details) are one ``update_flow_details``.  Setting a value it
+    already has writes nothing.  *Crash window:* only the call in flight; a
+    resumed run re-executes at most the atoms that were running (at-least-once).
+``"batch"``
+    Changes accumulate in memory and are written together, in one backend
+    transaction (``update_flow_details``: the flow and only the atoms that
+    changed), by :meth:`Storage.flush`, at the end of ``with storage.batch():``
+    and on every flow state change.  :attr:`Storage.has_pending` says whether
+    anything is unwritten.  *Crash window:* everything since the last flush —
+    atoms finished since then run again on resumption — but what is stored is
+    always a consistent snapshot.  ``with storage.batch():`` gives the same
+    grouping for one block under the ``"always"`` policy.
+``"never"``
+    Nothing reaches the backend.  *Crash window:* the whole run; there is
+    nothing to resume from.
+
+Errors from the backend (``Conflict`` when another writer changed a record,
+``StorageFailure``...) surface unchanged, and a failed write leaves the
+in-memory state as it was before the call.  All methods are thread-safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid as _uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from . import models, states
+from ._rwlock import ReaderWriterLock
+from .atom import History, Retry, version_string
+from .backends.memory import MemoryBackend
+from .base import Backend, Connection
+from .exceptions import ConfigurationError, Duplicate, InvalidState, NotFound, StorageFailure
+from .failure import Failure
+from .lookup import META_INJECTED, AmbiguousName, DisallowedAccess, Lookup, normalize_scope
+
+__all__ = ["Storage", "POLICIES", "DisallowedAccess", "AmbiguousName"]
+
+LOG = logging.getLogger(__name__)
+
+ALWAYS, BATCH, NEVER = "always", "batch", "never"
+POLICIES = (ALWAYS, BATCH, NEVER)
+
+_EXECUTE_RESULT_STATES = frozenset((states.SUCCESS, states.FAILURE))
+_REVERT_RESULT_STATES = frozenset((states.REVERTED, states.REVERT_FAILURE))
+_FAILED = {states.SUCCESS: states.FAILURE, states.REVERTED: states.REVERT_FAILURE}
+_CONTAINERS = frozenset(("meta", "_atomdetails_by_id", "_flowdetails_by_id"))
+
+
+def _check(value: str, allowed: frozenset, what: str) -> None:
+    if value not in allowed:
+        raise InvalidState(f"{value!r} is not a valid {what}; valid: {', '.join(sorted(allowed))}")
+
+
+def _same(old: Any, new: Any) -> bool:
+    try:
+        return old is new or bool(type(old) is type(new) and old == new)
+    except Exception:  # odd __eq__: count as different
+        return False
+
+
+def _assign(record: Any, field: str, value: Any) -> bool:
+    """Set ``record.field`` unless it already holds ``value``; return whether it changed."""
+    if _same(getattr(record, field), value):
+        return False
+    setattr(record, field, value)
+    return True
+
+
+def _adopt(target: models._Record, clone: models._Record) -> None:
+    """Make ``target`` hold what its (just written) copy holds, bookkeeping included."""
+    target.meta = clone.meta
+    for key, value in clone.__dict__.items():
+        if key not in _CONTAINERS:
+            target.__dict__[key] = value
+
+
+class Storage:
+    """Interface between an engine and a flow detail (and its backend, if any).
+
+    With no ``backend`` an in-memory one is used for this object's lifetime,
+    with ``flow_detail`` saved into it (inside a logbook).  Otherwise the flow
+    detail must already be saved in ``backend`` (``save_logbook``).
+    ``scope_lookup(atom_name)`` returns the scope used to pick among several
+    providers of a value (see :mod:`persistence.lookup`); TaskFlow's
+    ``scope_fetcher`` keyword is accepted as an alias.
+    """
+
+    #: Name of the atom detail holding persistent flow-scoped injections (as TaskFlow).
+    injector_name = "_TaskFlow_INJECTOR"
+
+    def __init__(self, flow_detail: models.FlowDetail, backend: Backend | None = None,
+                 scope_lookup: Callable[[str], Any] | None = None, policy: str = ALWAYS,
+                 *, scope_fetcher: Callable[[str], Any] | None = None) -> None:
+        if policy not in POLICIES:
+            raise ConfigurationError(f"unknown persistence policy {policy!r}; "
+                                     f"choose one of {', '.join(POLICIES)}")
+        if scope_lookup is not None and scope_fetcher is not None:
+            raise TypeError("pass scope_lookup or scope_fetcher, not both")
+        self._flow = flow_detail
+        self._policy = policy
+        self._scope_lookup = scope_lookup if scope_lookup is not None else scope_fetcher
+        self._lock = ReaderWriterLock()
+        self._conn: Connection | None = None
+        self._batch_depth = 0
+        self._pending = False
+        self._owns_backend = backend is None
+        self._backend: Backend = backend if backend is not None else MemoryBackend()
+        if self._owns_backend and policy != NEVER:
+            conn = self._connection()
+            conn.upgrade()
+            book = models.LogBook(flow_detail.name)
+            book.add(flow_detail)
+            conn.save_logbook(book)
+        self._by_name: dict[str, models.AtomDetail] = {ad.name: ad for ad in flow_detail}
+        self._transients: dict[str, Any] = {}
+        self._atom_transients: dict[str, dict[str, Any]] = {}
+        self._lookup = Lookup(self._execute_result, self._state_of)
+
+    # -- properties --------------------------------------------------------
+    @property
+    def lock(self) -> ReaderWriterLock:
+        """The reader/writer lock every method holds (``read_lock()``/``write_lock()``)."""
+        return self._lock
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def policy(self) -> str:
+        return self._policy
+
+    @property
+    def flow_detail(self) -> models.FlowDetail:
+        return self._flow
+
+    @property
+    def flow_name(self) -> str:
+        return self._flow.name
+
+    @property
+    def flow_uuid(self) -> str:
+        return self._flow.uuid
+
+    @property
+    def flow_meta(self) -> dict[str, Any]:
+        return self._flow.meta
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether changes are waiting for :meth:`flush` (never under policy ``"never"``)."""
+        with self._lock.read_lock():
+            return self._pending
+
+    # -- writing, as the policy says ----------------------------------------
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._backend.get_connection()
+        return self._conn
+
+    @property
+    def _deferring(self) -> bool:
+        return self._policy == BATCH or self._batch_depth > 0
+
+    def _change_atom(self, ad: models.AtomDetail,
+                     mutate: Callable[[models.AtomDetail], bool]) -> bool:
+        """Apply ``mutate`` to ``ad`` and persist it per policy (write lock held).
+
+        Written immediately, the change is made on a copy first, so a failed
+        write leaves ``ad`` untouched.
+        """
+        if self._policy == NEVER or self._deferring:
+            changed = mutate(ad)
+            self._pending |= changed and self._policy != NEVER
+            return changed
+        clone = ad.copy()
+        if not mutate(clone):
+            return False
+        self._connection().update_atom_details(clone)
+        _adopt(ad, clone)
+        return True
+
+    def _change_flow(self, mutate: Callable[[models.FlowDetail], bool],
+                     flush: bool = False) -> bool:
+        """Apply ``mutate`` to the flow detail and persist it, with pending atoms if any."""
+        if self._policy == NEVER:
+            return mutate(self._flow)
+        if self._deferring and not flush:
+            changed = mutate(self._flow)
+            self._pending |= changed
+            return changed
+        clone = self._flow.copy()
+        changed = mutate(clone)
+        if not changed and not self._pending:
+            return False
+        self._connection().update_flow_details(clone)
+        _adopt(self._flow, clone)
+        for ad in clone:
+            if self._flow.find(ad.uuid) is None:
+                self._flow.add(ad)
+        self._pending = False
+        return changed
+
+    def flush(self) -> None:
+        """Write every pending change in one backend transaction (no-op if none)."""
+        with self._lock.write_lock():
+            self._change_flow(lambda fd: False, flush=True)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Storage]:
+        """Defer writes until the block ends, then write them in one transaction."""
+        with self._lock.write_lock():
+            self._batch_depth += 1
+        try:
+            yield self
+        finally:
+            with self._lock.write_lock():
+                self._batch_depth -= 1
+                if self._batch_depth == 0:
+                    self._change_flow(lambda fd: False, flush=True)
+
+    def close(self) -> None:
+        """Close the connection (and the in-memory backend this object created)."""
+        with self._lock.write_lock():
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._owns_backend:
+                self._backend.close()
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.flush()
+        finally:
+            self.close()
+
+    # -- atom details ------------------------------------------------------
+    def _detail(self, name: str, expected: type | None = None) -> models.AtomDetail:
+        try:
+            ad = self._by_name[name]
+        except KeyError:
+            raise NotFound(f"unknown atom {name!r} in flow {self._flow.name!r}") from None
+        if expected is not None and not isinstance(ad, expected):
+            raise TypeError(f"atom {name!r} has a {type(ad).__name__}, "
+                            f"not a {expected.__name__}")
+        return ad
+
+    def ensure_atoms(self, atoms: Iterable[Any]) -> list[str]:
+        """Make sure every atom has an atom detail; return their uuids.
+
+        An existing detail of the same name is reused (this is what lets a run
+        resume); the new ones are written together in one write.
+        """
+        atoms = list(atoms)
+        with self._lock.write_lock():
+            new: dict[str, models.AtomDetail] = {}
+            for atom in atoms:
+                name = atom.name
+                cls = models.RetryDetail if isinstance(atom, Retry) else models.TaskDetail
+                if name == self.injector_name:
+                    raise Duplicate(f"atom name {name!r} is reserved for flow injections")
+                existing = self._by_name.get(name, new.get(name))
+                if existing is None:
+                    ad = cls(name, str(_uuid.uuid4()))
+                    ad.state = states.PENDING
+                    ad.version = version_string(atom)
+                    new[name] = ad
+                elif type(existing) is not cls:
+                    raise Duplicate(f"atom {name!r} already has a {type(existing).__name__} "
+                                    f"in flow {self._flow.name!r}; it cannot become a "
+                                    f"{cls.__name__}")
+            if new:
+                def add(fd: models.FlowDetail) -> bool:
+                    for ad in new.values():
+                        fd.add(ad)
+                    return True
+                self._change_flow(add)
+                self._by_name.update(new)
+            for atom in atoms:
+                self._lookup.register(atom.name, getattr(atom, "save_as", None) or {})
+            return [self._by_name[atom.name].uuid for atom in atoms]
+
+    def ensure_atom(self, atom: Any) -> str:
+        """Make sure ``atom`` has an atom detail; return its uuid."""
+        return self.ensure_atoms([atom])[0]
+
+    def get_atom_uuid(self, atom_name: str) -> str:
+        with self._lock.read_lock():
+            return self._detail(atom_name).uuid
+
+    def set_atom_state(self, atom_name: str, state: str) -> None:
+        _check(state, states.ATOM_STATES, "atom state")
+        with self._lock.write_lock():
+            self._change_atom(self._detail(atom_name), lambda d: _assign(d, "state", state))
+
+    def get_atom_state(self, atom_name: str) -> str | None:
+        with self._lock.read_lock():
+            return self._detail(atom_name).state
+
+    def set_atom_intention(self, atom_name: str, intention: str) -> None:
+        _check(intention, states.INTENTIONS, "intention")
+        with self._lock.write_lock():
+            self._change_atom(self._detail(atom_name),
+                              lambda d: _assign(d, "intention", intention))
+
+    def get_atom_intention(self, atom_name: str) -> str:
+        with self._lock.read_lock():
+            return self._detail(atom_name).intention
+
+    def get_atoms_states(self, atom_names: Iterable[str]) -> dict[str, tuple[str | None, str]]:
+        """{atom name: (state, intention)}."""
+        with self._lock.read_lock():
+            details = [self._detail(name) for name in atom_names]
+            return {ad.name: (ad.state, ad.intention) for ad in details}
+
+    @staticmethod
+    def _meta_update(update_with: Any) -> Callable[[models._Record], bool]:
+        """A mutation merging ``update_with`` into a record's meta (False if nothing new)."""
+        update = dict(update_with)
+
+        def mutate(r: models._Record) -> bool:
+            if all(k in r.meta and _same(r.meta[k], v) for k, v in update.items()):
+                return False
+            r.meta.update(update)
+            return True
+        return mutate
+
+    def update_atom_metadata(self, atom_name: str,
+                             update_with: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        """Merge ``update_with`` into the atom detail's metadata."""
+        with self._lock.write_lock():
+            ad = self._detail(atom_name)
+            self._change_atom(ad, self._meta_update(update_with))
+
+    def update_flow_metadata(self, update_with: Mapping[str, Any]
+                             | Iterable[tuple[str, Any]]) -> None:
+        """Merge ``update_with`` into the flow detail's metadata."""
+        with self._lock.write_lock():
+            self._change_flow(self._meta_update(update_with))
+
+    # -- progress ----------------------------------------------------------
+    def set_task_progress(self, task_name: str, progress: float,
+                          details: Mapping[str, Any] | None = None) -> None:
+        """Record a task's progress (0.0–1.0) and, optionally, details about it."""
+        update: dict[str, Any] = {"progress": progress}
+        if details is not None:
+            update["progress_details"] = ({"at_progress": progress, "details": details}
+                                          if details else None)
+        with self._lock.write_lock():
+            ad = self._detail(task_name, models.TaskDetail)
+            self._change_atom(ad, self._meta_update(update))
+
+    def get_task_progress(self, task_name: str) -> float:
+        with self._lock.read_lock():
+            return self._detail(task_name, models.TaskDetail).meta.get("progress", 0.0)
+
+    def get_task_progress_details(self, task_name: str) -> dict[str, Any] | None:
+        with self._lock.read_lock():
+            return self._detail(task_name, models.TaskDetail).meta.get("progress_details")
+
+    # -- results and failures ----------------------------------------------
+    def save(self, atom_name: str, result: Any, state: str = states.SUCCESS) -> None:
+        """Store an atom's result (or :class:`Failure`) and its new state in one write.
+
+        A ``Failure`` saved with state SUCCESS (REVERTED) is recorded as
+        FAILURE (REVERT_FAILURE).
+        """
+        if isinstance(result, Failure):
+            state = _FAILED.get(state, state)
+        _check(state, states.ATOM_STATES, "atom state")
+        with self._lock.write_lock():
+            ad = self._detail(atom_name)
+            self._change_atom(ad, lambda d: d.put(state, result))
+            if state == states.SUCCESS and ad.intention == states.EXECUTE:
+                missing = self._lookup.missing_outputs(atom_name, result)
+                if missing:
+                    LOG.warning("Atom %r saved a result without the item(s) it should "
+                                "provide as %s", atom_name, ", ".join(map(repr, missing)))
+
+    def _result(self, ad: models.AtomDetail, results: str, failure: str,
+                allowed: frozenset) -> Any:
+        found = getattr(ad, failure)
+        if found is not None:
+            return found
+        if ad.state not in allowed:
+            raise DisallowedAccess(
+                f"atom {ad.name!r} has no result in state {ad.state} (results exist in "
+                f"states {', '.join(sorted(allowed))})", state=ad.state)
+        return getattr(ad, results)
+
+    def _execute_result(self, atom_name: str) -> Any:
+        return self._result(self._detail(atom_name), "last_results", "failure",
+                            _EXECUTE_RESULT_STATES)
+
+    def _state_of(self, atom_name: str) -> str | None:
+        ad = self._by_name.get(atom_name)
+        return ad.state if ad is not None else None
+
+    def get_execute_result(self, atom_name: str) -> Any:
+        """The atom's result, or its Failure; DisallowedAccess if it has neither yet."""
+        with self._lock.read_lock():
+            return self._execute_result(atom_name)
+
+    get = get_execute_result
+
+    def get_revert_result(self, atom_name: str) -> Any:
+        with self._lock.read_lock():
+            return self._result(self._detail(atom_name), "revert_results", "revert_failure",
+                                _REVERT_RESULT_STATES)
+
+    def _failures(self, field: str) -> dict[str, Failure]:
+        with self._lock.read_lock():
+            return {ad.name: getattr(ad, field) for ad in self._flow
+                    if getattr(ad, field) is not None}
+
+    def get_execute_failures(self) -> dict[str, Failure]:
+        """{atom name: Failure} of every atom whose execution failed."""
+        return self._failures("failure")
+
+    def get_revert_failures(self) -> dict[str, Failure]:
+        """{atom name: Failure} of every atom whose revert failed."""
+        return self._failures("revert_failure")
+
+    def has_failures(self) -> bool:
+        return bool(self.get_execute_failures() or self.get_revert_failures())
+
+    def reset(self, atom_name: str, state: str = states.PENDING) -> None:
+        """Forget an atom's results and failures and put it in ``state``."""
+        if atom_name == self.injector_name:
+            return
+        _check(state, states.ATOM_STATES, "atom state")
+        with self._lock.write_lock():
+            ad = self._detail(atom_name)
+            if ad.state != state:
+                self._change_atom(ad, lambda d: d.reset(state) or True)
+
+    # -- retries -----------------------------------------------------------
+    def save_retry_failure(self, retry_name: str, failed_atom_name: str,
+                           failure: Failure) -> None:
+        """Record ``failure`` of ``failed_atom_name`` against the retry's latest attempt."""
+        def mutate(d: models.AtomDetail) -> bool:
+            if not d.results:
+                raise StorageFailure(f"retry {retry_name!r} has no attempt to record the "
+                                     f"failure of {failed_atom_name!r} against")
+            data, failures = d.results[-1]
+            if failed_atom_name in failures:
+                return False
+            d.results = d.results[:-1] + [(data, {**failures, failed_atom_name: failure})]
+            return True
+        with self._lock.write_lock():
+            self._change_atom(self._detail(retry_name, models.RetryDetail), mutate)
+
+    def cleanup_retry_history(self, retry_name: str, state: str) -> None:
+        """Forget a retry's attempts and put it in ``state``."""
+        _check(state, states.ATOM_STATES, "atom state")
+
+        def mutate(d: models.AtomDetail) -> bool:
+            changed = _assign(d, "state", state)
+            return _assign(d, "results", []) or changed
+        with self._lock.write_lock():
+            self._change_atom(self._detail(retry_name, models.RetryDetail), mutate)
+
+    def get_retry_history(self, retry_name: str) -> History:
+        with self._lock.read_lock():
+            ad = self._detail(retry_name, models.RetryDetail)
+            return History(list(ad.results), failure=ad.failure)
+
+    def get_retry_histories(self) -> list[tuple[str, History]]:
+        with self._lock.read_lock():
+            return [(ad.name, History(list(ad.results), failure=ad.failure))
+                    for ad in self._flow if isinstance(ad, models.RetryDetail)]
+
+    # -- injection ---------------------------------------------------------
+    def inject_atom_args(self, atom_name: str, pairs: Mapping[str, Any] | Iterable,
+                         transient: bool = True) -> None:
+        """Give values to one atom only; they win over every other source.
+
+        Transient values stay in memory (they may be unserializable resources);
+        persistent ones go to the atom detail's metadata.
+        """
+        pairs = dict(pairs)
+        with self._lock.write_lock():
+            ad = self._detail(atom_name)
+            if transient:
+                self._atom_transients.setdefault(atom_name, {}).update(pairs)
+                return
+
+            def mutate(d: models.AtomDetail) -> bool:
+                injected = dict(d.meta.get(META_INJECTED) or {})
+                injected.update(pairs)
+                d.meta[META_INJECTED] = injected
+                return True
+            self._change_atom(ad, mutate)
+
+    def inject(self, pairs: Mapping[str, Any] | Iterable, transient: bool = False) -> None:
+        """Give values to every atom of the flow (flow parameters).
+
+        Persistent values live in the injector atom detail
+        (:attr:`injector_name`); transient ones never leave this object.
+        """
+        pairs = dict(pairs)
+        with self._lock.write_lock():
+            if transient:
+                self._transients.update(pairs)
+                return
+            injector = self._by_name.get(self.injector_name)
+            if injector is not None:
+                self._change_atom(injector, lambda d: _assign(d, "results",
+                                                              {**(d.results or {}), **pairs}))
+                return
+            injector = models.TaskDetail(self.injector_name, str(_uuid.uuid4()))
+            injector.state = states.SUCCESS
+            injector.results = pairs
+            self._change_flow(lambda fd: fd.add(injector) or True)
+            self._by_name[self.injector_name] = injector
+
+    # -- lookup ------------------------------------------------------------
+    def _flow_sources(self) -> list[Mapping[str, Any]]:
+        injector = self._by_name.get(self.injector_name)
+        return [self._transients, (injector.results or {}) if injector is not None else {}]
+
+    def _atom_sources(self, atom_name: str) -> list[Mapping[str, Any]]:
+        ad = self._detail(atom_name)
+        return [self._atom_transients.get(atom_name, {}), ad.meta.get(META_INJECTED) or {}]
+
+    def _scope(self, atom_name: str | None, scope_walker: Any) -> Any:
+        if scope_walker is None and atom_name is not None and self._scope_lookup is not None:
+            scope_walker = self._scope_lookup(atom_name)
+        return normalize_scope(scope_walker)
+
+    def fetch(self, name: str, many_handler: Callable[[list], Any] | None = None) -> Any:
+        """The value named ``name`` (flow injections first, then the atom providing it).
+
+        Several providing atoms raise :class:`AmbiguousName` unless a
+        ``many_handler`` is given, which receives the list of every value.
+        """
+        with self._lock.read_lock():
+            return self._lookup.fetch(name, self._flow_sources(), many_handler)
+
+    def fetch_all(self, many_handler: Callable[[list], Any] | None = None) -> dict[str, Any]:
+        """Every value available by name (several values of one name come as a list)."""
+        with self._lock.read_lock():
+            return self._lookup.fetch_all(self._flow_sources(), many_handler)
+
+    def fetch_mapped_args(self, args_mapping: Mapping[str, str], atom_name: str | None = None,
+                          scope_walker: Any = None,
+                          optional_args: Iterable[str] | None = None) -> dict[str, Any]:
+        """{argument: value} for an atom's ``args_mapping`` ({argument: value name}).
+
+        A missing required value raises NotFound naming the value and the atom.
+        """
+        with self._lock.read_lock():
+            atom_sources = self._atom_sources(atom_name) if atom_name is not None else []
+            return self._lookup.fetch_mapped_args(
+                args_mapping, atom_name, atom_sources, self._flow_sources(),
+                self._scope(atom_name, scope_walker), optional_args or ())
+
+    def fetch_unsatisfied_args(self, atom_name: str, args_mapping: Mapping[str, str],
+                               scope_walker: Any = None,
+                               optional_args: Iterable[str] | None = None) -> set[str]:
+        """Arguments of ``atom_name`` nothing injected and no atom in scope will provide."""
+        with self._lock.read_lock():
+            return self._lookup.fetch_unsatisfied_args(
+                args_mapping, self._atom_sources(atom_name), self._flow_sources(),
+                self._scope(atom_name, scope_walker), optional_args or ())
+
+    # -- flow state --------------------------------------------------------
+    def set_flow_state(self, state: str) -> None:
+        """Set the flow's state; also writes every pending change (one transaction)."""
+        _check(state, states.FLOW_STATES, "flow state")
+        with self._lock.write_lock():
+            self._change_flow(lambda fd: _assign(fd, "state", state), flush=True)
+
+    def get_flow_state(self) -> str:
+        with self._lock.read_lock():
+            return self._flow.state or states.PENDING
+
+    def change_flow_state(self, state: str) -> tuple[bool, str]:
+        """Move the flow to ``state``: (True, old) if done, (False, old) if ignored.
+
+        Raises InvalidState when the transition is not allowed.
+        """
+        with self._lock.write_lock():
+            old = self.get_flow_state()
+            if not states.check_flow_transition(old, state):
+                return False, old
+            self.set_flow_state(state)
+            return True, old
+
+    def __repr__(self) -> str:
+        return (f"<Storage flow={self._flow.name!r} uuid={self._flow.uuid} "
+                f"policy={self._policy} backend={type(self._backend).__name__}>")
