@@ -1,9 +1,10 @@
 """``echo``: a third-party backend for tests.
 
 It is the memory backend, except that it accepts any option and records the
-configuration and keyword arguments it was built with (``RECEIVED`` and
+configuration and keyword arguments it was built with (``RECEIVED``, and
 ``backend.conf``/``backend.kwargs``), whether it was closed, and fails its
-``upgrade()`` when asked to with ``fail_upgrade=1``.
+``upgrade()`` when asked to with ``fail_upgrade=1``.  The distribution also
+publishes ``echo-missing``, whose module does not exist.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class EchoBackend(MemoryBackend):
         super().__init__(conf)
         self.kwargs = kwargs
         self.closed = False
-        RECEIVED.append({"conf": dict(self.conf), "kwargs": dict(kwargs)})
+        RECEIVED.append({"conf": dict(self.conf), "kwargs": dict(kwargs), "backend": self})
 
     def get_connection(self) -> EchoConnection:
         return EchoConnection(self)
