@@ -60,7 +60,7 @@ POLICIES = (ALWAYS, BATCH, NEVER)
 _EXECUTE_RESULT_STATES = frozenset((states.SUCCESS, states.FAILURE))
 _REVERT_RESULT_STATES = frozenset((states.REVERTED, states.REVERT_FAILURE))
 _FAILED = {states.SUCCESS: states.FAILURE, states.REVERTED: states.REVERT_FAILURE}
-_CONTAINERS = frozenset(("meta", "_atomdetails_by_id", "_flowdetails_by_id"))
+_CONTAINERS = ("_atomdetails_by_id", "_flowdetails_by_id")
 
 
 def _check(value: str, allowed: frozenset, what: str) -> None:
@@ -83,12 +83,27 @@ def _assign(record: Any, field: str, value: Any) -> bool:
     return True
 
 
-def _adopt(target: models._Record, clone: models._Record) -> None:
-    """Make ``target`` hold what its (just written) copy holds, bookkeeping included."""
-    target.meta = clone.meta
-    for key, value in clone.__dict__.items():
-        if key not in _CONTAINERS:
-            target.__dict__[key] = value
+def _snapshot(record: models._Record) -> tuple[dict, dict, dict]:
+    """What :func:`_restore` needs to undo a change to ``record``.
+
+    Shallow on purpose: every mutation here assigns new values (new lists,
+    new dicts) instead of changing nested ones in place.
+    """
+    attrs = record.__dict__
+    return (dict(attrs), dict(attrs["meta"]),
+            {key: dict(attrs[key]) for key in _CONTAINERS if key in attrs})
+
+
+def _restore(record: models._Record, snapshot: tuple[dict, dict, dict]) -> None:
+    """Put ``record`` back as it was when ``snapshot`` was taken, bookkeeping included."""
+    attrs, meta, containers = snapshot
+    for key, content in containers.items():
+        attrs[key].clear()
+        attrs[key].update(content)
+    attrs["meta"].clear()          # the original meta object, with its original content
+    attrs["meta"].update(meta)
+    record.__dict__.clear()
+    record.__dict__.update(attrs)
 
 
 class Storage:
@@ -183,18 +198,20 @@ class Storage:
                      mutate: Callable[[models.AtomDetail], bool]) -> bool:
         """Apply ``mutate`` to ``ad`` and persist it per policy (write lock held).
 
-        Written immediately, the change is made on a copy first, so a failed
-        write leaves ``ad`` untouched.
+        A failed immediate write puts ``ad`` back as it was.
         """
         if self._policy == NEVER or self._deferring:
             changed = mutate(ad)
             self._pending |= changed and self._policy != NEVER
             return changed
-        clone = ad.copy()
-        if not mutate(clone):
+        snapshot = _snapshot(ad)
+        if not mutate(ad):
             return False
-        self._connection().update_atom_details(clone)
-        _adopt(ad, clone)
+        try:
+            self._connection().update_atom_details(ad)
+        except BaseException:
+            _restore(ad, snapshot)
+            raise
         return True
 
     def _change_flow(self, mutate: Callable[[models.FlowDetail], bool],
@@ -206,15 +223,15 @@ class Storage:
             changed = mutate(self._flow)
             self._pending |= changed
             return changed
-        clone = self._flow.copy()
-        changed = mutate(clone)
+        snapshot = _snapshot(self._flow)
+        changed = mutate(self._flow)
         if not changed and not self._pending:
             return False
-        self._connection().update_flow_details(clone)
-        _adopt(self._flow, clone)
-        for ad in clone:
-            if self._flow.find(ad.uuid) is None:
-                self._flow.add(ad)
+        try:
+            self._connection().update_flow_details(self._flow)
+        except BaseException:
+            _restore(self._flow, snapshot)
+            raise
         self._pending = False
         return changed
 

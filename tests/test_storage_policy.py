@@ -11,7 +11,7 @@ import pytest
 
 from persistence import models, states
 from persistence.atom import Retry, Task
-from persistence.exceptions import Conflict
+from persistence.exceptions import Conflict, NotFound
 from persistence.storage import Storage
 from tests.test_storage import boom, reload, saved_flow, stored_atom
 
@@ -217,3 +217,19 @@ def test_a_failed_flush_keeps_changes_pending(backend):
         first.flush()
     assert first.has_pending
     assert first.get("a") == 1
+
+
+def test_a_failed_flow_write_leaves_the_flow_as_it_was(backend):
+    unsaved = models.FlowDetail("never saved", uuid="unsaved")
+    s = Storage(unsaved, backend)
+    with pytest.raises(NotFound, match="never saved"):
+        s.ensure_atoms([Task("a"), Task("b")])
+    assert len(unsaved) == 0
+    with pytest.raises(NotFound):
+        s.get_atom_uuid("a")
+    with pytest.raises(NotFound):
+        s.set_flow_state(states.RUNNING)
+    assert s.get_flow_state() == states.PENDING
+    with pytest.raises(NotFound):
+        s.update_flow_metadata({"k": 1})
+    assert s.flow_meta == {}
