@@ -115,6 +115,11 @@ class Storage:
     ``scope_lookup(atom_name)`` returns the scope used to pick among several
     providers of a value (see :mod:`persistence.lookup`); TaskFlow's
     ``scope_fetcher`` keyword is accepted as an alias.
+
+    Values that reach a backend — the default in-memory one included — must
+    be JSON-serializable; keep others in transient injections or use
+    ``policy="never"``.  Every method takes :attr:`lock`; a thread holding its
+    ``read_lock()`` must not call a method that writes.
     """
 
     #: Name of the atom detail holding persistent flow-scoped injections (as TaskFlow).
