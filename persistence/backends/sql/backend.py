@@ -1,0 +1,169 @@
+"""The SQL backend: sqlite, PostgreSQL and MySQL/MariaDB through SQLAlchemy.
+
+Example configuration::
+
+    fetch("sqlite:////var/lib/myapp/flows.db")
+    fetch("postgresql://flows:secret@db.example.com/flows?pool_size=10")
+    fetch({"connection": "mysql+pymysql://root@127.0.0.1/flows",
+           "retry_attempts": 8, "retry_backoff": 0.2})
+    fetch({"connection": "sqlalchemy"}, engine=my_engine)   # reuse an Engine
+
+Every option, its default and the durability trade-offs are documented in
+``doc/backends/sql.rst``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+import tenacity
+
+from ...base import URL_KEYS, Backend
+from ...exceptions import ConfigurationError
+from ...uri import mask_password
+from . import config
+from .statements import ATOMS, RawStatement
+
+__all__ = ["SQLAlchemyBackend"]
+
+_MIB = 1024 * 1024
+
+
+def _choice(choices: tuple[str, ...]):
+    def convert(value: Any) -> str:
+        lowered = str(value).strip().lower()
+        if lowered not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return lowered
+    return convert
+
+
+class SQLAlchemyBackend(Backend):
+    """Logbooks, flow details and atom details in a SQL database."""
+
+    OPTIONS: ClassVar[Mapping[str, Any]] = {
+        "url": str, "database": str, "user": str,
+        "echo": bool, "pool_size": int, "max_overflow": int, "pool_timeout": float,
+        "pool_recycle": int, "pool_pre_ping": bool,
+        "connect_timeout": int, "busy_timeout": float,
+        "synchronous": _choice(config.SYNCHRONOUS),
+        "journal_mode": _choice(config.JOURNAL_MODES),
+        "retry_attempts": int, "retry_backoff": float, "retry_max_backoff": float,
+        "max_inline_size": int, "chunk_size": int,
+    }
+
+    def __init__(self, conf: Mapping[str, Any] | None = None, *,
+                 engine: sa.Engine | None = None) -> None:
+        conf = dict(conf or {})
+        driver_query = self._driver_query(conf)
+        super().__init__({k: v for k, v in conf.items() if k not in driver_query})
+        self._conf = conf
+        options = self._options
+        self._check_ranges(options)
+        if engine is not None:
+            engine_opts = [k for k in ("echo", "pool_size", "max_overflow", "pool_timeout",
+                                       "pool_recycle", "pool_pre_ping", "connect_timeout",
+                                       "busy_timeout", "synchronous", "journal_mode")
+                           if k in options]
+            if engine_opts:
+                raise ConfigurationError(f"option(s) {', '.join(engine_opts)} configure the "
+                                         f"engine, but an engine was passed in: set them on it")
+            self._engine, self._owns_engine = engine, False
+        else:
+            url = config.sqlalchemy_url(conf, options, driver_query)
+            self._engine, self._owns_engine = config.create_engine(url, options), True
+        url = self._engine.url
+        self.dialect_name = self._engine.dialect.name
+        self.memory = config.is_sqlite_memory(url)
+        self.max_inline_size: int | None = options.get("max_inline_size")
+        if self.max_inline_size is None and self.dialect_name in ("mysql", "mariadb"):
+            self.max_inline_size = _MIB  # far below the 16 MiB packet, escaping included
+        self.chunk_size: int = options.get("chunk_size", _MIB)
+        self.retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(max(1, options.get("retry_attempts", 5))),
+            wait=tenacity.wait_exponential(multiplier=options.get("retry_backoff", 0.1),
+                                           max=options.get("retry_max_backoff", 5.0)),
+            reraise=True)
+        # Identifies records this backend instance wrote or read (see path_based).
+        self.token = object()
+        self._txn_prefix = os.urandom(6).hex()
+        self._txn_counter = itertools.count(1)
+        # One sqlite memory database is one connection: serialize everything on it.
+        self.shared_lock = threading.RLock() if self.memory else None
+        self.where = (f"{url.get_backend_name()} database "
+                      f"{mask_password(url.render_as_string(hide_password=True))}")
+        self.server = (f"{url.host}:{url.port or self._default_port()}"
+                       if url.host else None)
+        try:
+            self.raw_atom_update: RawStatement | None = RawStatement(
+                ATOMS.update_keep_parent, self._engine.dialect)
+        except TypeError:  # a dialect whose parameters need conversion
+            self.raw_atom_update = None
+        self._closed = False
+
+    @classmethod
+    def _driver_query(cls, conf: Mapping[str, Any]) -> dict[str, str]:
+        """URL query parameters that are not our options: they go to the driver."""
+        raw = conf.get("url") or conf.get("connection") or ""
+        if not isinstance(raw, str) or "://" not in raw or "?" not in raw:
+            return {}
+        scheme, sep, rest = raw.partition("://")
+        if scheme.lower().startswith("sqlalchemy+"):
+            raw = scheme[len("sqlalchemy+"):] + sep + rest
+        try:
+            query = sa.engine.make_url(raw).query
+        except sa.exc.ArgumentError:
+            return {}  # reported with a clear message when the URL is parsed
+        return {k: v for k, v in query.items()
+                if k not in cls.OPTIONS and k not in URL_KEYS and isinstance(v, str)}
+
+    @staticmethod
+    def _check_ranges(options: Mapping[str, Any]) -> None:
+        for name in ("retry_attempts",):
+            if options.get(name, 0) < 0:
+                raise ConfigurationError(f"option {name!r} must be >= 0")
+        for name in ("max_inline_size", "chunk_size", "connect_timeout"):
+            if name in options and options[name] <= 0:
+                raise ConfigurationError(f"option {name!r} must be > 0")
+        for name in ("retry_backoff", "retry_max_backoff", "busy_timeout"):
+            if options.get(name, 0) < 0:
+                raise ConfigurationError(f"option {name!r} must be >= 0")
+
+    def _default_port(self) -> int | None:
+        return {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(self.dialect_name)
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (the caller's, if one was passed in)."""
+        return self._engine
+
+    @property
+    def owns_engine(self) -> bool:
+        return self._owns_engine
+
+    def new_txn_id(self) -> str:
+        """A unique id for one write transaction (all its retries share it)."""
+        return f"{self._txn_prefix}{next(self._txn_counter):x}"
+
+    def setup(self, dbapi_conn: Any) -> None:
+        """Per-connection settings; run once per pooled DBAPI connection."""
+        config.setup_connection(dbapi_conn, self.dialect_name, self._options,
+                                owned=self._owns_engine, memory=self.memory)
+
+    def get_connection(self):
+        from .connection import SQLConnection
+        return SQLConnection(self)
+
+    def close(self) -> None:
+        """Dispose of the engine's pool (an engine passed in is left to its owner)."""
+        if self._owns_engine and not self._closed:
+            self._engine.dispose()
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.where}>"

@@ -1,0 +1,165 @@
+"""Records ↔ table rows: JSON columns through :mod:`persistence.serialization`.
+
+Uuids are checked as the path-based backends check them (ValueError), so a
+record any backend stores can be copied to any other.
+
+Large atom values are moved out of the row into chunk rows (see
+:func:`split_large`) so that no single statement exceeds what the server
+accepts (MariaDB: 16 MiB per packet).  Reading puts them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ... import models, serialization
+from ...exceptions import SerializationError
+from ...path_based import check_component
+
+__all__ = ["book_params", "flow_params", "atom_params", "split_large", "load_book",
+           "load_flow", "load_atom", "join_chunks", "LARGE_FIELDS"]
+
+#: Atom columns that may hold values of any size.
+LARGE_FIELDS = ("results", "revert_results", "failure", "revert_failure", "meta")
+
+_dumps = serialization.dumps
+_loads = serialization.loads
+
+
+def _describe(detail: models._Record) -> str:
+    return f"{type(detail).__name__} {detail.name!r} ({detail.uuid})"
+
+
+def _json(value: Any, what: str, detail: models._Record) -> str | None:
+    if value is None:
+        return None
+    return _dumps(value, f"{what} of {_describe(detail)}").decode("utf-8")
+
+
+def book_params(book: models.LogBook, txn: str) -> dict[str, Any]:
+    return {"v_uuid": check_component("logbook uuid", book.uuid), "v_name": book.name,
+            "v_meta": _json(dict(book.meta), "meta", book),
+            "v_created_at": book.created_at, "v_updated_at": book.updated_at,
+            "v_txn": txn}
+
+
+def flow_params(flow: models.FlowDetail, parent_uuid: str | None,
+                txn: str) -> dict[str, Any]:
+    return {"v_uuid": check_component("flow detail uuid", flow.uuid), "v_name": flow.name,
+            "v_meta": _json(dict(flow.meta), "meta", flow),
+            "v_state": flow.state, "v_parent_uuid": parent_uuid, "v_txn": txn}
+
+
+def atom_params(atom: models.AtomDetail, parent_uuid: str | None, txn: str) -> dict[str, Any]:
+    data = atom.to_dict()
+    version = data["version"]
+    return {
+        "v_uuid": check_component("atom detail uuid", atom.uuid), "v_name": atom.name,
+        "v_atom_type": models.atom_detail_type(atom),
+        "v_state": data["state"], "v_intention": data["intention"],
+        "v_results": _json(data["results"], "results", atom),
+        "v_failure": _json(data["failure"], "failure", atom),
+        "v_revert_results": _json(data["revert_results"], "revert results", atom),
+        "v_revert_failure": _json(data["revert_failure"], "revert failure", atom),
+        "v_meta": _json(data["meta"], "meta", atom),
+        "v_version": _json(version, "version", atom),
+        "v_chunked": None, "v_parent_uuid": parent_uuid, "v_txn": txn,
+    }
+
+
+def split_large(params: dict[str, Any], limit: int | None,
+                chunk_size: int) -> list[dict[str, Any]]:
+    """Move the largest values of an atom's ``params`` to chunk rows until the
+    rest fits in ``limit`` bytes; return those rows (empty when all fit)."""
+    if limit is None:
+        return []
+    sizes = {f: len(params[f"v_{f}"]) for f in LARGE_FIELDS if params[f"v_{f}"] is not None}
+    if sum(sizes.values()) * 4 <= limit:  # UTF-8: at most 4 bytes per character
+        return []
+    encoded = {f: params[f"v_{f}"].encode("utf-8") for f in sizes}
+    total = sum(len(b) for b in encoded.values())
+    rows: list[dict[str, Any]] = []
+    moved = []
+    for field in sorted(encoded, key=lambda f: len(encoded[f]), reverse=True):
+        if total <= limit:
+            break
+        data = encoded[field]
+        total -= len(data)
+        moved.append(field)
+        params[f"v_{field}"] = None
+        for seq, start in enumerate(range(0, len(data), chunk_size)):
+            rows.append({"atom_uuid": params["v_uuid"], "field": field, "seq": seq,
+                         "data": data[start:start + chunk_size]})
+    params["v_chunked"] = ",".join(moved)
+    return rows
+
+
+def join_chunks(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, str]]:
+    """Chunk rows (atom_uuid, field, seq, data) ordered by key → {uuid: {field: text}}."""
+    parts: dict[tuple[str, str], list[bytes]] = {}
+    for atom_uuid, field, _seq, data in rows:
+        parts.setdefault((atom_uuid, field), []).append(bytes(data))
+    out: dict[str, dict[str, str]] = {}
+    for (atom_uuid, field), pieces in parts.items():
+        try:
+            text = b"".join(pieces).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise SerializationError(f"stored data in table atomdetail_chunks, atom uuid "
+                                     f"{atom_uuid}, field {field} is corrupt: {err}") from err
+        out.setdefault(atom_uuid, {})[field] = text
+    return out
+
+
+def _where(table: str, uuid: Any, column: str | None = None) -> str:
+    return f"table {table}, uuid {uuid}" + (f", column {column}" if column else "")
+
+
+def _load_json(value: Any, table: str, uuid: Any, column: str) -> Any:
+    if value is None:
+        return None
+    return _loads(value, _where(table, uuid, column))
+
+
+def load_book(row: Sequence[Any]) -> models.LogBook:
+    uuid, name, meta, created_at, updated_at, revision = row
+    record = {"uuid": uuid, "name": name,
+              "meta": _load_json(meta, "logbooks", uuid, "meta"),
+              "created_at": created_at, "updated_at": updated_at, "revision": revision}
+    return serialization.load_logbook(record, _where("logbooks", uuid))
+
+
+def load_flow(row: Sequence[Any]) -> models.FlowDetail:
+    uuid, name, meta, state, _parent, revision = row
+    record = {"uuid": uuid, "name": name, "meta": _load_json(meta, "flowdetails", uuid, "meta"),
+              "state": state, "revision": revision}
+    return serialization.load_flow(record, _where("flowdetails", uuid))
+
+
+def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None) -> models.AtomDetail:
+    (uuid, name, meta, atom_type, state, intention, results, failure, revert_results,
+     revert_failure, version, chunked_fields, _parent, revision) = row
+    if chunked_fields:
+        found = chunked or {}
+        values = {"results": results, "failure": failure, "revert_results": revert_results,
+                  "revert_failure": revert_failure, "meta": meta}
+        for field in chunked_fields.split(","):
+            if field not in found:
+                raise SerializationError(f"stored data in {_where('atomdetails', uuid)} "
+                                         f"is incomplete: chunks of {field} are missing")
+            values[field] = found[field]
+        results, failure = values["results"], values["failure"]
+        revert_results, revert_failure = values["revert_results"], values["revert_failure"]
+        meta = values["meta"]
+    t = "atomdetails"
+    record = {"uuid": uuid, "name": name, "type": atom_type, "state": state,
+              "intention": intention,
+              "results": _load_json(results, t, uuid, "results"),
+              "failure": _load_json(failure, t, uuid, "failure"),
+              "revert_results": _load_json(revert_results, t, uuid, "revert_results"),
+              "revert_failure": _load_json(revert_failure, t, uuid, "revert_failure"),
+              "meta": _load_json(meta, t, uuid, "meta"),
+              "version": _load_json(version, t, uuid, "version"), "revision": revision}
+    atom = serialization.load_atom(record, _where(t, uuid))
+    atom.__dict__["_sql_chunked"] = chunked_fields or None
+    return atom

@@ -1,0 +1,97 @@
+"""Bring a database's schema to the head migration, safely from many processes at once.
+
+Each database gets one lock around "read the version, migrate": a
+PostgreSQL advisory transaction lock, a MySQL ``GET_LOCK``, an exclusive
+sqlite transaction.  The loser of a race waits, then finds the schema at
+head and does nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import zlib
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ...exceptions import StorageFailure
+from .tables import VERSION_TABLE
+
+__all__ = ["head", "current", "upgrade", "MIGRATIONS"]
+
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+_LOCK_NAME = "persistence.backends.sql.migrate"
+_PG_LOCK_KEY = zlib.crc32(_LOCK_NAME.encode())
+#: How long to wait for another process's migration (seconds).
+LOCK_TIMEOUT = 300
+
+
+def _config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@functools.lru_cache(maxsize=1)
+def head() -> str:
+    """The newest migration shipped with this package."""
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def current(connection: sa.Connection) -> str | None:
+    """The migration the database is at (None: empty database)."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def _lock(connection: sa.Connection) -> None:
+    """Take the migration lock; it is released when the transaction ends (or by _unlock)."""
+    name = connection.dialect.name
+    if name == "sqlite":
+        connection.exec_driver_sql("BEGIN EXCLUSIVE")
+    elif name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+    elif name in ("mysql", "mariadb"):
+        got = connection.execute(sa.select(sa.func.get_lock(_lock_name(connection),
+                                                            LOCK_TIMEOUT))).scalar()
+        if got != 1:
+            raise StorageFailure(f"another process held the schema migration lock for "
+                                 f"more than {LOCK_TIMEOUT} s")
+
+
+def _lock_name(connection: sa.Connection) -> str:
+    # GET_LOCK names are server-wide: scope ours to this database.
+    database = connection.execute(sa.select(sa.func.database())).scalar() or ""
+    return f"{_LOCK_NAME}.{database}"[:64]
+
+
+def _unlock(connection: sa.Connection) -> None:
+    if connection.dialect.name in ("mysql", "mariadb"):
+        connection.execute(sa.select(sa.func.release_lock(_lock_name(connection))))
+        connection.commit()
+
+
+def upgrade(connection: sa.Connection) -> bool:
+    """Migrate to head; False (and one cheap read) when already there."""
+    try:
+        at = current(connection)
+    finally:
+        connection.rollback()
+    if at == head():
+        return False
+    _lock(connection)
+    try:
+        command.upgrade(_config(connection), "head")
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        _unlock(connection)
+    return True

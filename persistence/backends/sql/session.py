@@ -1,0 +1,226 @@
+"""One pooled connection, its transactions, and retries of transient failures.
+
+Every operation runs as one transaction through :meth:`Session.run`: a
+transient failure (dropped connection, server restart, deadlock, busy
+sqlite) drops the connection and retries on a fresh one with exponential
+backoff, as the backend's retry policy says.  A write whose COMMIT failed
+in flight is not simply retried: its transaction id (column ``txn``) is
+looked up first, so a commit that went through is never applied twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+
+from ...exceptions import PersistenceError, StorageFailure
+from .errors import AlreadyApplied, Transient, describe, is_disconnect, is_transient
+from .statements import RawStatement, TableStatements
+
+if TYPE_CHECKING:
+    from .backend import SQLAlchemyBackend
+
+__all__ = ["Session"]
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+_SETUP_KEY = "persistence.backends.sql"
+
+
+class Session:
+    """A lazily checked-out connection used by one :class:`SQLConnection`."""
+
+    def __init__(self, backend: SQLAlchemyBackend) -> None:
+        self.backend = backend
+        self.engine = backend.engine
+        self.dialect = self.engine.dialect
+        self.sqlite = self.dialect.name == "sqlite"
+        self.postgresql = self.dialect.name == "postgresql"
+        self.lock = backend.shared_lock or threading.RLock()
+        self._conn: sa.Connection | None = None
+        self.closed = False
+
+    # -- the connection ----------------------------------------------------
+    def connection(self) -> sa.Connection:
+        conn = self._conn
+        if conn is None:
+            if self.closed:
+                raise StorageFailure("this connection is closed")
+            conn = self.engine.connect()
+            try:
+                record = conn.connection
+                if _SETUP_KEY not in record.info:
+                    self.backend.setup(record.dbapi_connection)
+                    record.info[_SETUP_KEY] = True
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return conn
+
+    def discard(self, err: BaseException | None = None) -> None:
+        """Give the connection back (dropping it if ``err`` says it is broken)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            dbapi = conn.connection.dbapi_connection if not conn.invalidated else None
+            if (err is not None and not self.backend.memory
+                    and is_disconnect(err, self.dialect, dbapi)):
+                conn.invalidate()
+        except Exception:  # already unusable: closing below is all we can do
+            pass
+        try:
+            conn.close()
+        except Exception:
+            LOG.debug("closing a failed connection raised", exc_info=True)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.discard()
+
+    @property
+    def instrumented(self) -> bool:
+        """Whether anyone listens to statements (events, echo): then skip raw execution."""
+        conn = self._conn
+        dispatch = conn.dispatch if conn is not None else self.engine.dispatch
+        return (bool(dispatch.before_cursor_execute) or bool(dispatch.after_cursor_execute)
+                or self.engine.logger.isEnabledFor(logging.INFO))
+
+    # -- running operations -------------------------------------------------
+    def run(self, what: str, op: Callable[[sa.Connection], T]) -> T:
+        """Run ``op(connection)``; retry it on transient failures; translate errors."""
+        with self.lock:
+            try:
+                return self._attempt(op, what)
+            except Transient as first:
+                LOG.info("Retrying to %s after a transient failure: %s", what,
+                         describe(first.err, self._secret))
+            try:
+                return self.backend.retrying.copy(
+                    before_sleep=lambda state: LOG.info(
+                        "Retrying to %s (attempt %d failed)", what, state.attempt_number))(
+                    self._attempt, op, what)
+            except Transient as last:
+                raise self.failure(what, last.err, gave_up=True) from last.err
+
+    def _attempt(self, op: Callable[[sa.Connection], T], what: str) -> T:
+        try:
+            return op(self.connection())
+        except (PersistenceError, Transient):
+            raise
+        except Exception as err:
+            if is_transient(err, self.dialect):
+                self.discard(err)
+                raise Transient(err) from err
+            self.rollback()
+            raise self.failure(what, err) from err
+
+    @property
+    def _secret(self) -> str | None:
+        return self.engine.url.password if isinstance(self.engine.url.password, str) else None
+
+    def failure(self, what: str, err: BaseException, gave_up: bool = False) -> StorageFailure:
+        where = self.backend.server or self.backend.where
+        attempts = (f" (gave up after {self.backend.retrying.stop.max_attempt_number + 1} "
+                    f"attempts)" if gave_up else "")
+        return StorageFailure(f"failed to {what} on {where}: "
+                              f"{describe(err, self._secret)}{attempts}")
+
+    def rollback(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.rollback()
+        except Exception as err:
+            self.discard(err)
+
+    # -- transactions ---------------------------------------------------------
+    def read(self, what: str, body: Callable[[sa.Connection], T], consistent: bool = True) -> T:
+        """Run a read-only ``body``; several statements see one snapshot if ``consistent``."""
+        def op(conn: sa.Connection) -> T:
+            dbapi = saved = None
+            if consistent and self.sqlite:
+                conn.exec_driver_sql("BEGIN")
+            elif consistent and self.postgresql:
+                # One snapshot for all statements; psycopg puts it in its BEGIN.
+                dbapi = conn.connection.dbapi_connection
+                saved = dbapi.isolation_level, dbapi.read_only
+                dbapi.isolation_level = self.dialect.loaded_dbapi.IsolationLevel.REPEATABLE_READ
+                dbapi.read_only = True
+            try:
+                return body(conn)
+            finally:
+                conn.rollback()
+                if saved is not None:
+                    dbapi.isolation_level, dbapi.read_only = saved
+        return self.run(what, op)
+
+    def write(self, what: str, check: tuple[TableStatements, str],
+              body: Callable[[sa.Connection, str], T]) -> T:
+        """Run ``body(connection, txn_id)`` in a write transaction and commit it.
+
+        ``check`` names a row every successful run of ``body`` writes: after a
+        failed COMMIT, a retry first looks there for this transaction's id.
+        """
+        txn = self.backend.new_txn_id()
+        pending: list[T] = []
+
+        def op(conn: sa.Connection) -> T:
+            if pending and self.committed(conn, check, txn):
+                return pending[0]
+            if self.sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                result = body(conn, txn)
+            except AlreadyApplied:
+                self.rollback()
+                if not pending:
+                    raise StorageFailure(f"failed to {what}: transaction {txn} found "
+                                         f"applied by an unknown attempt") from None
+                return pending[0]
+            except BaseException:
+                self.rollback()
+                raise
+            pending[:] = [result]
+            conn.commit()
+            return result
+        return self.run(what, op)
+
+    def committed(self, conn: sa.Connection, check: tuple[TableStatements, str],
+                  txn: str) -> bool:
+        """Whether transaction ``txn`` is the last one that wrote the ``check`` row."""
+        statements, uuid = check
+        try:
+            found = conn.execute(statements.check_txn, {"uuid": uuid}).scalar()
+        finally:
+            conn.rollback()
+        return found == txn
+
+    def execute_raw(self, conn: sa.Connection, raw: RawStatement | None,
+                    statement: sa.Executable,
+                    params: dict[str, Any]) -> tuple[int, Callable[[], None]]:
+        """Run ``statement`` (compiled as ``raw``) on the DBAPI cursor when nobody
+        listens to statements; return (rowcount, commit function)."""
+        if raw is None:
+            return conn.execute(statement, params).rowcount, conn.commit
+        if self.instrumented:
+            result = conn.exec_driver_sql(raw.sql, raw.params(params))
+            return result.rowcount, conn.commit
+        dbapi = conn.connection.dbapi_connection
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(raw.sql, raw.params(params))
+            rowcount = cursor.rowcount
+        except BaseException:
+            cursor.close()
+            dbapi.rollback()
+            raise
+        cursor.close()
+        return rowcount, dbapi.commit

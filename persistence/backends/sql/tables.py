@@ -1,0 +1,86 @@
+"""The schema at the head migration, used to build statements.
+
+``logbooks`` ⊃ ``flowdetails`` ⊃ ``atomdetails`` ⊃ ``atomdetail_chunks``,
+each child pointing at its parent with ``ON DELETE CASCADE`` and an index on
+the pointer.  Besides the columns TaskFlow's schema has, every record row has
+``revision`` (grows by one per write; the optimistic-concurrency check) and
+``txn`` (the id of the transaction that last wrote it, which tells a retry
+whether a commit whose answer was lost went through).  Atom values too large
+to send inline (MySQL's packet limit) live in ``atomdetail_chunks``; the atom
+row's ``chunked`` column lists which of its fields are there.
+
+Migrations never import this module: ``test_sql_migrations`` checks that it
+matches what they build.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from .types import BLOB, ID, NAME, TEXT, UTCDateTime
+
+__all__ = ["metadata", "logbooks", "flowdetails", "atomdetails", "chunks",
+           "VERSION_TABLE", "MYSQL_TABLE_ARGS"]
+
+#: Alembic's version table; not ``alembic_version``, which an application
+#: sharing the database may use for its own migrations.
+VERSION_TABLE = "persistence_alembic_version"
+#: Binary collation: uuids are compared exactly, as on the other databases.
+MYSQL_TABLE_ARGS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+                    "mysql_collate": "utf8mb4_bin"}
+
+metadata = sa.MetaData()
+
+
+def _record_columns() -> list[sa.Column]:
+    return [
+        sa.Column("uuid", ID, primary_key=True),
+        sa.Column("name", NAME),
+        sa.Column("meta", TEXT),
+        sa.Column("created_at", UTCDateTime()),
+        sa.Column("updated_at", UTCDateTime()),
+        sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("txn", sa.String(40)),
+    ]
+
+
+logbooks = sa.Table("logbooks", metadata, *_record_columns(), **MYSQL_TABLE_ARGS)
+
+flowdetails = sa.Table(
+    "flowdetails", metadata, *_record_columns(),
+    sa.Column("state", ID),
+    sa.Column("parent_uuid", ID,
+              sa.ForeignKey("logbooks.uuid", ondelete="CASCADE",
+                            name="flowdetails_parent_uuid_fkey"),
+              nullable=False),
+    sa.Index("ix_flowdetails_parent_uuid", "parent_uuid"),
+    **MYSQL_TABLE_ARGS)
+
+atomdetails = sa.Table(
+    "atomdetails", metadata, *_record_columns(),
+    sa.Column("atom_type", ID),
+    sa.Column("state", ID),
+    sa.Column("intention", ID),
+    sa.Column("results", TEXT),
+    sa.Column("failure", TEXT),
+    sa.Column("revert_results", TEXT),
+    sa.Column("revert_failure", TEXT),
+    sa.Column("version", TEXT),
+    sa.Column("chunked", sa.String(255)),
+    sa.Column("parent_uuid", ID,
+              sa.ForeignKey("flowdetails.uuid", ondelete="CASCADE",
+                            name="atomdetails_parent_uuid_fkey"),
+              nullable=False),
+    sa.Index("ix_atomdetails_parent_uuid", "parent_uuid"),
+    **MYSQL_TABLE_ARGS)
+
+chunks = sa.Table(
+    "atomdetail_chunks", metadata,
+    sa.Column("atom_uuid", ID,
+              sa.ForeignKey("atomdetails.uuid", ondelete="CASCADE",
+                            name="atomdetail_chunks_atom_uuid_fkey"),
+              primary_key=True),
+    sa.Column("field", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("data", BLOB, nullable=False),
+    **MYSQL_TABLE_ARGS)

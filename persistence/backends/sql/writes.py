@@ -1,0 +1,138 @@
+"""Writing a set of rows of one table in one transaction, at the fewest statements.
+
+A row whose record this backend last saved or loaded (it carries the
+backend's token) is written with a conditional UPDATE on the revision seen
+then: no read first.  Other rows are create-or-overwrite: one locking probe
+(``SELECT … FOR UPDATE``) finds which exist, then one executemany UPDATE and
+one executemany INSERT.  Chunk rows of large atom values follow their atom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ... import models
+from ...exceptions import Conflict, NotFound, StorageFailure
+from .errors import AlreadyApplied
+from .statements import CHUNKS, TableStatements
+
+__all__ = ["RowWrite", "write_rows", "write_chunks", "batches", "BATCH"]
+
+#: Most values bound to one IN (...) list (sqlite allows 32766 parameters).
+BATCH = 5000
+
+_KINDS = {"logbooks": "logbook", "flowdetails": "flow detail", "atomdetails": "atom detail"}
+_NEVER_SAVED = {
+    "flowdetails": "save the logbook that contains it first",
+    "atomdetails": "save the flow detail (or logbook) that contains it first",
+}
+
+
+class RowWrite:
+    """One record to write: its params, the revision it must be at (None: unknown)."""
+
+    __slots__ = ("detail", "params", "expected", "old_chunked", "chunks", "revision")
+
+    def __init__(self, detail: models._Record, params: dict[str, Any],
+                 expected: int | None, old_chunked: str | None = None,
+                 chunks: list[dict[str, Any]] | None = None) -> None:
+        self.detail = detail
+        self.params = params
+        self.expected = expected
+        self.old_chunked = old_chunked
+        self.chunks = chunks or ()
+        self.revision: int | None = None
+
+
+def batches(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _lookup(conn: sa.Connection, statement: sa.Select, uuids: list[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for batch in batches(uuids):
+        for row in conn.execute(statement, {"uuids": list(batch)}):
+            found[row[0]] = row
+    return found
+
+
+def _describe(table: str, detail: models._Record) -> str:
+    return f"{_KINDS.get(table, table)} {detail.name!r} ({detail.uuid})"
+
+
+def write_rows(conn: sa.Connection, st: TableStatements, rows: list[RowWrite], txn: str,
+               create: bool, keep_parent: bool = False) -> None:
+    """Write ``rows``; set each one's new ``revision``.  Raises Conflict or NotFound
+    (the caller's transaction is then rolled back), AlreadyApplied if ``txn`` already
+    wrote one of them.  ``keep_parent``: existing rows keep their parent_uuid."""
+    table = st.table.name
+    inserts: list[RowWrite] = []
+    unknown = [r for r in rows if r.expected is None]
+    if unknown:
+        found = _lookup(conn, st.probe, [r.params["v_uuid"] for r in unknown])
+        for r in unknown:
+            hit = found.get(r.params["v_uuid"])
+            if hit is None:
+                if not create:
+                    raise NotFound(f"{_describe(table, r.detail)} was never saved: "
+                                   f"{_NEVER_SAVED.get(table, 'save it first')}")
+                inserts.append(r)
+                continue
+            if hit.txn == txn:
+                raise AlreadyApplied()
+            r.expected = hit.revision
+            r.old_chunked = hit.chunked if len(hit) > 3 else None
+    updates = [r for r in rows if r.expected is not None]
+    if updates:
+        for r in updates:
+            r.revision = r.params["v_revision"] = r.expected + 1
+            r.params["w_seen"] = r.expected
+        update = st.update_keep_parent if keep_parent else st.update
+        result = conn.execute(update, [r.params for r in updates])
+        if result.rowcount != len(updates):
+            _diagnose(conn, st, updates, txn)
+    if inserts:
+        for r in inserts:
+            r.revision = r.params["v_revision"] = 1
+        conn.execute(st.insert, [r.params for r in inserts])
+
+
+def _diagnose(conn: sa.Connection, st: TableStatements, updates: list[RowWrite],
+              txn: str) -> None:
+    """Raise why a conditional UPDATE matched fewer rows than it should have."""
+    table = st.table.name
+    found = _lookup(conn, st.diagnose, [r.params["v_uuid"] for r in updates])
+    for r in updates:
+        hit = found.get(r.params["v_uuid"])
+        if hit is None:
+            raise NotFound(f"{_describe(table, r.detail)} was never saved (or was deleted): "
+                           f"{_NEVER_SAVED.get(table, 'save it first')}")
+        if hit.txn == txn:
+            raise AlreadyApplied()
+    for r in updates:
+        hit = found[r.params["v_uuid"]]
+        if hit.revision != r.expected:
+            raise conflict(table, r.detail, r.expected, hit.revision)
+    raise StorageFailure(f"a conditional update of {table} matched fewer rows than "
+                         f"expected, yet every row is at the expected revision")
+
+
+def conflict(table: str, detail: models._Record, expected: int, found: int) -> Conflict:
+    what = _describe(table, detail)
+    return Conflict(f"{what} was changed by another writer: expected revision {expected}, "
+                    f"found {found}; reload it and apply the change again",
+                    record=f"{table} {detail.uuid}", expected=expected, found=found)
+
+
+def write_chunks(conn: sa.Connection, atoms: list[RowWrite]) -> None:
+    """Replace the chunk rows of ``atoms`` that had or now have large values."""
+    stale = [r.params["v_uuid"] for r in atoms if r.old_chunked]
+    for batch in batches(stale):
+        conn.execute(CHUNKS.delete, {"uuids": list(batch)})
+    new = [chunk for r in atoms for chunk in r.chunks]
+    if new:
+        conn.execute(CHUNKS.insert, new)
