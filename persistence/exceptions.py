@@ -18,6 +18,8 @@ __all__ = [
     "NotOwner",
     "ConfigurationError",
     "MissingDependency",
+    "DisallowedAccess",
+    "AmbiguousName",
 ]
 
 
@@ -69,3 +71,20 @@ class ConfigurationError(PersistenceError, ValueError):
 
 class MissingDependency(PersistenceError, ImportError):
     """An optional dependency of a backend is missing; the message names the extra to install."""
+
+
+class DisallowedAccess(StorageFailure):
+    """An atom's result was asked for while the atom has none (wrong state)."""
+
+    def __init__(self, message: str, state: str | None = None) -> None:
+        super().__init__(message)
+        self.state = state
+
+
+class AmbiguousName(PersistenceError, LookupError):
+    """Several atoms provide a value name and no scope says which one is meant."""
+
+    def __init__(self, message: str, name: str, providers: list[str]) -> None:
+        super().__init__(message)
+        self.name = name
+        self.providers = providers

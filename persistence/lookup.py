@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import states
-from .exceptions import NotFound, PersistenceError, StorageFailure
+from .exceptions import AmbiguousName, DisallowedAccess, NotFound
 
 __all__ = ["Provider", "Lookup", "DisallowedAccess", "AmbiguousName", "META_INJECTED",
            "extract", "normalize_scope"]
@@ -34,23 +34,6 @@ META_INJECTED = "injected"
 
 Sources = list[Mapping[str, Any]]
 Scope = list[list[str]] | None
-
-
-class DisallowedAccess(StorageFailure):
-    """An atom's result was asked for while the atom has none (wrong state)."""
-
-    def __init__(self, message: str, state: str | None = None) -> None:
-        super().__init__(message)
-        self.state = state
-
-
-class AmbiguousName(PersistenceError, LookupError):
-    """Several atoms provide a value name and no scope says which one is meant."""
-
-    def __init__(self, message: str, name: str, providers: list[str]) -> None:
-        super().__init__(message)
-        self.name = name
-        self.providers = providers
 
 
 @dataclasses.dataclass(frozen=True)
