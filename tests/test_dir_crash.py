@@ -170,6 +170,56 @@ def test_sigkilled_writer_never_leaves_a_torn_record(tmp_path):
         assert len(list(conn.get_logbooks())) >= KILLS
 
 
+# -- several processes -------------------------------------------------------------
+WRITER = r"""
+import sys
+from persistence import states
+from persistence.backends.dir import DirBackend
+
+store, flow_uuid, mine, via_flow, rounds = sys.argv[1:6]
+conn = DirBackend({"path": store}).get_connection()
+fd = conn.get_flow_details(flow_uuid)
+atoms = [fd.find(uuid) for uuid in mine.split(",")]
+for i in range(int(rounds)):
+    for ad in atoms:
+        ad.put(states.SUCCESS, {"by": mine, "i": i})
+    if via_flow == "1":
+        fd.meta["i"] = i
+        conn.update_flow_details(fd)
+    else:
+        for ad in atoms:
+            conn.update_atom_details(ad)
+"""
+
+
+def test_processes_updating_different_atoms_of_one_flow_lose_nothing(tmp_path):
+    """One process saves the whole flow each time (only its changed atoms may be
+    written), the others update single atoms: nobody's writes are lost."""
+    store, rounds = tmp_path / "store", 40
+    book = LogBook("shared")
+    fd = FlowDetail("flow", "flow-shared")
+    for i in range(6):
+        fd.add(TaskDetail(f"t{i}", f"atom-{i}"))
+    book.add(fd)
+    with persistence.backend({"connection": "dir", "path": str(store)}) as be, \
+            be.get_connection() as conn:
+        conn.save_logbook(book)
+    groups = ["atom-0,atom-1", "atom-2,atom-3", "atom-4,atom-5"]
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(store), fd.uuid, group,
+                               "1" if n == 0 else "0", str(rounds)], stderr=subprocess.PIPE)
+             for n, group in enumerate(groups)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    with persistence.backend({"connection": "dir", "path": str(store)}) as be, \
+            be.get_connection() as conn:
+        got = conn.get_flow_details(fd.uuid)
+    assert got.meta["i"] == rounds - 1 and len(got) == 6
+    for group in groups:
+        for uuid in group.split(","):
+            assert got.find(uuid).results == {"by": group, "i": rounds - 1}
+
+
 # -- corrupt files --------------------------------------------------------------
 def _saved_book(store: Path) -> LogBook:
     book = LogBook("book")
