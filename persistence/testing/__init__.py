@@ -9,9 +9,8 @@ import pytest
 
 # Let pytest rewrite the suite's asserts (readable failure diffs) even though
 # it lives in an installed package rather than in a test directory.
-pytest.register_assert_rewrite("persistence.testing.contract", "persistence.testing.samples",
-                               "persistence.testing._roundtrip", "persistence.testing._api",
-                               "persistence.testing._integrity")
+pytest.register_assert_rewrite(*(f"{__name__}.{m}" for m in (
+    "contract", "samples", "_support", "_roundtrip", "_api", "_integrity")))
 
 from .contract import BackendContract  # noqa: E402
 
