@@ -1,0 +1,364 @@
+"""Writes: the core's logical operations, planned into as few ZooKeeper transactions as fit.
+
+The core hands a transaction its operations bottom-up (atoms, the flow, its
+links, the logbook, its links).  At commit:
+
+* One conditional update of one record (the engine's hot path) is a single
+  versioned ``setData``.
+* Anything else first reads the current state of every znode it touches (a
+  multiRead), checks every expected revision and every must-exist record
+  *before anything is written* (Conflict / NotFound), then turns the
+  operations into znode operations grouped into transactions of at most
+  ``max_request_bytes``.  One group is atomic.  When a save needs several,
+  they are ordered so that a crash between two leaves nothing a reader takes
+  for a complete record: a new record's znode is created *empty* (readers
+  treat an empty znode as absent), its parts and links are added, and its
+  data is set last; a replaced record's new parts go in before its new
+  header and its old parts are deleted after; a deleted record is emptied
+  first, then its children and itself are removed.
+
+Revisions are znode versions: a new record is created empty (version 0) and
+set once (version 1), and a conditional write is a ``setData`` with the
+expected version, so the server itself refuses a stale writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from kazoo.exceptions import (
+    BadVersionError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    RolledBackError,
+    RuntimeInconsistency,
+)
+from kazoo.security import OPEN_ACL_UNSAFE
+
+from ...exceptions import Conflict, NotFound, StorageFailure
+from . import chunks
+from .multiread import GET_CHILDREN, GET_DATA
+
+if TYPE_CHECKING:
+    from .connection import ZkConnection
+
+__all__ = ["Revision", "Put", "Link", "Delete", "commit"]
+
+LOG = logging.getLogger(__name__)
+
+_ATTEMPTS = 4
+_RACES = (NodeExistsError, NoNodeError, BadVersionError, NotEmptyError)
+_ROLLED_BACK = (RolledBackError, RuntimeInconsistency)
+_ENVELOPE = 21  # length, xid, type, closing multi header
+
+
+class Revision:
+    """A record's new revision, known once its transaction is planned and committed."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: int | None = None
+
+    def get(self) -> int:
+        if self.value is None:
+            raise RuntimeError("revision read before its transaction committed")
+        return self.value
+
+
+class Put(NamedTuple):
+    path: str
+    data: bytes
+    create: bool
+    expected: int | None
+    revision: Revision | None
+
+
+class Link(NamedTuple):
+    path: str
+
+
+class Delete(NamedTuple):
+    path: str
+
+
+class _Node:
+    """What the planner knows of one record znode: version (None: absent) and parts."""
+
+    __slots__ = ("version", "record", "parts")
+
+    def __init__(self, got: Any, parts: Any) -> None:
+        absent = isinstance(got, NoNodeError)
+        self.version: int | None = None if absent else got[1].version
+        self.record = not absent and len(got[0]) > 0
+        self.parts: list[str] | None = None if isinstance(parts, NoNodeError) else parts
+
+
+def commit(conn: ZkConnection, ops: list[Any]) -> None:
+    if not ops:
+        return
+    first = ops[0]
+    if (len(ops) == 1 and isinstance(first, Put) and first.expected is not None
+            and len(first.data) <= conn.backend.chunk_size):
+        _update_one(conn, first)
+        return
+    for _ in range(_ATTEMPTS):
+        plan = _Plan(conn, ops)
+        try:
+            _run(conn, plan.groups())
+        except _Raced:
+            continue
+        for revision, value in plan.revisions:
+            revision.value = value
+        return
+    raise StorageFailure(f"gave up writing to ZooKeeper at {conn.backend.hosts}: the znodes "
+                         f"kept changing concurrently ({_ATTEMPTS} attempts); nothing was written")
+
+
+# -- the hot path -----------------------------------------------------------
+def _update_one(conn: ZkConnection, put: Put) -> None:
+    be = conn.backend
+    client = be.client
+    deadline = be.deadline()
+    be.wait_live(deadline)
+    parts_path = f"{put.path}/{chunks.CHUNKS}"
+    sent = client.set_async(put.path, put.data, put.expected)
+    # Requests of one session are answered in order: this listing sees the new value.
+    listing = None if conn.is_atom(put.path) else client.get_children_async(parts_path)
+    try:
+        stat = be.result(f"update {put.path}", sent, deadline)
+    except NoNodeError:
+        raise NotFound(f"nothing stored at {put.path}") from None
+    except BadVersionError:
+        raise _conflict(conn, put.path, put.expected) from None
+    if listing is None and stat.numChildren == 0:
+        return
+    try:
+        stale = be.result(f"list {parts_path}", listing or client.get_children_async(parts_path),
+                          deadline)
+    except NoNodeError:
+        return
+    ops = [("delete", f"{parts_path}/{name}", None, -1) for name in stale]
+    ops.append(("delete", parts_path, None, -1))
+    try:
+        _run(conn, _group(conn, ops))
+    except (_Raced, StorageFailure) as err:
+        # The record itself is written; left-over parts are removed by its next write.
+        LOG.warning("could not remove the old parts of %s: %s", put.path, err)
+
+
+def _conflict(conn: ZkConnection, path: str, expected: int | None) -> Conflict:
+    found: int | None = None
+    try:
+        stat = conn.backend.call(f"read {path}", lambda: conn.backend.client.exists_async(path))
+        found = stat.version if stat is not None and stat.dataLength else 0
+    except StorageFailure:
+        pass
+    return Conflict(f"{path} was changed by another writer: expected revision {expected}, "
+                    f"found {found if found is not None else 'unknown'}",
+                    record=path, expected=expected, found=found)
+
+
+# -- planning ---------------------------------------------------------------
+class _Plan:
+    """The znode operations for a list of logical ones, after reading what is there."""
+
+    def __init__(self, conn: ZkConnection, ops: list[Any]) -> None:
+        self.conn = conn
+        self.ops = ops
+        self.nodes: dict[str, _Node] = {}
+        self.listed: dict[str, list[str] | None] = {}
+        self.revisions: list[tuple[Revision, int]] = []
+        self._read()
+        self._check()
+
+    def _read(self) -> None:
+        reads: dict[tuple[int, str], None] = {}
+        for op in self.ops:
+            if isinstance(op, Put):
+                reads[(GET_DATA, op.path)] = None
+                reads[(GET_CHILDREN, f"{op.path}/{chunks.CHUNKS}")] = None
+            elif isinstance(op, Delete):
+                reads[(GET_CHILDREN, op.path)] = None
+        got = dict(zip(reads, self.conn.read_many(list(reads))))
+        for op in self.ops:
+            if isinstance(op, Put):
+                self.nodes[op.path] = _Node(got[(GET_DATA, op.path)],
+                                            got[(GET_CHILDREN, f"{op.path}/{chunks.CHUNKS}")])
+        for (kind, path), result in got.items():
+            if kind == GET_CHILDREN:
+                self.listed[path] = None if isinstance(result, NoNodeError) else result
+        # Second round: what already hangs below link parents and deleted records.
+        more: dict[str, None] = {}
+        for op in self.ops:
+            if isinstance(op, Link):
+                parent = posixpath.dirname(op.path)
+                node = self.nodes.get(parent)
+                if parent not in self.listed and (node is None or node.version is not None):
+                    more[parent] = None
+            elif isinstance(op, Delete):
+                for name in self.listed.get(op.path) or ():
+                    if name.startswith("."):
+                        more[f"{op.path}/{name}"] = None
+        if more:
+            results = self.conn.read_many([(GET_CHILDREN, p) for p in more])
+            for path, result in zip(more, results):
+                self.listed[path] = None if isinstance(result, NoNodeError) else result
+
+    def _check(self) -> None:
+        """Refuse the whole save before writing anything if any record is stale or absent."""
+        for op in self.ops:
+            if not isinstance(op, Put):
+                continue
+            node = self.nodes[op.path]
+            current = node.version if node.record else 0
+            if not op.create and not node.record:
+                raise NotFound(f"nothing stored at {op.path}")
+            if op.expected is not None and op.expected != current:
+                raise Conflict(f"{op.path} was changed by another writer: expected revision "
+                               f"{op.expected}, found {current}",
+                               record=op.path, expected=op.expected, found=current)
+
+    def groups(self) -> list[list[tuple]]:
+        return _group(self.conn, self._znode_ops())
+
+    def _znode_ops(self) -> list[tuple]:
+        last_child: dict[str, int] = {}
+        for i, op in enumerate(self.ops):
+            if isinstance(op, Link):
+                last_child[posixpath.dirname(op.path)] = i
+        due: dict[int, list[tuple]] = defaultdict(list)
+        out: list[tuple] = []
+        linked: set[str] = set()
+        for i, op in enumerate(self.ops):
+            if isinstance(op, Put):
+                finals = self._put(op, out)
+                target = last_child.get(op.path, -1)
+                (due[target] if target > i else out).extend(finals)
+            elif isinstance(op, Link):
+                if op.path not in linked and not self._has_child(op.path):
+                    out.append(("create", op.path, b"", None))
+                linked.add(op.path)
+            else:
+                self._delete(op.path, out)
+            out.extend(due.pop(i, ()))
+        return out
+
+    def _has_child(self, path: str) -> bool:
+        parent, name = posixpath.split(path)
+        return name in (self.listed.get(parent) or ())
+
+    def _put(self, op: Put, out: list[tuple]) -> list[tuple]:
+        """Append what must precede ``op``'s data; return the ops that complete it."""
+        node = self.nodes[op.path]
+        parts_path = f"{op.path}/{chunks.CHUNKS}"
+        if node.version is None:
+            out.append(("create", op.path, b"", None))
+            node.version = 0
+        version = node.version
+        old_parts = node.parts
+        finals: list[tuple] = []
+        if len(op.data) > self.conn.backend.chunk_size:
+            gen = chunks.new_generation()
+            pieces = chunks.split(op.data, self.conn.backend.chunk_size)
+            if old_parts is None:
+                out.append(("create", parts_path, b"", None))
+            for k, piece in enumerate(pieces):
+                out.append(("create", f"{parts_path}/{gen}-{k}", piece, None))
+            finals.append(("set", op.path, chunks.make_header(gen, len(pieces), op.data), version))
+            node.parts = [f"{gen}-{k}" for k in range(len(pieces))]
+        else:
+            finals.append(("set", op.path, op.data, version))
+            node.parts = None
+        if old_parts is not None:
+            finals.extend(("delete", f"{parts_path}/{name}", None, -1) for name in old_parts)
+            if node.parts is None:
+                finals.append(("delete", parts_path, None, -1))
+        node.version = version + 1
+        node.record = True
+        if op.revision is not None:
+            self.revisions.append((op.revision, version + 1))
+        return finals
+
+    def _delete(self, path: str, out: list[tuple]) -> None:
+        children = self.listed.get(path)
+        if children is None:
+            return
+        if children:
+            out.append(("set", path, b"", -1))  # invisible before it is taken apart
+        for name in children:
+            child = f"{path}/{name}"
+            out.extend(("delete", f"{child}/{g}", None, -1) for g in self.listed.get(child) or ())
+            out.append(("delete", child, None, -1))
+        out.append(("delete", path, None, -1))
+
+
+def _group(conn: ZkConnection, ops: list[tuple]) -> list[list[tuple]]:
+    """Split znode operations, in order, into transactions of at most max_request_bytes."""
+    be = conn.backend
+    client = be.client
+    budget = be.max_request_bytes
+    acl = client.default_acl or OPEN_ACL_UNSAFE
+    acl_size = 4 + sum(12 + len(a.id.scheme) + len(a.id.id) for a in acl)
+    root = len((client.chroot or "").encode("utf-8"))
+    groups: list[list[tuple]] = []
+    current: list[tuple] = []
+    size = _ENVELOPE
+    for op in ops:
+        kind, path, data, _ = op
+        op_size = 17 + root + len(path.encode("utf-8"))
+        if kind == "create":
+            op_size += 8 + len(data) + acl_size
+        elif kind == "set":
+            op_size += 4 + len(data)
+        if op_size + _ENVELOPE > budget:
+            raise StorageFailure(f"cannot write {path}: one operation needs {op_size} bytes, "
+                                 f"more than max_request_bytes ({budget})")
+        if current and size + op_size > budget:
+            groups.append(current)
+            current, size = [], _ENVELOPE
+        current.append(op)
+        size += op_size
+    if current:
+        groups.append(current)
+    return groups
+
+
+# -- execution --------------------------------------------------------------
+class _Raced(Exception):
+    """The first transaction met a concurrent change; nothing was written: plan again."""
+
+
+def _run(conn: ZkConnection, groups: list[list[tuple]]) -> None:
+    be = conn.backend
+    client = be.client
+    for k, group in enumerate(groups):
+        txn = client.transaction()
+        for kind, path, data, version in group:
+            if kind == "create":
+                txn.create(path, data)
+            elif kind == "set":
+                txn.set_data(path, data, version)
+            else:
+                txn.delete(path, version)
+        what = f"commit a transaction of {len(group)} znode operations"
+        results = be.call(what, txn.commit_async)
+        failed = [(op, r) for op, r in zip(group, results)
+                  if isinstance(r, Exception) and not isinstance(r, _ROLLED_BACK)]
+        if not failed and len(results) == len(group):
+            continue
+        op, err = failed[0] if failed else (group[0], RuntimeInconsistency())
+        if isinstance(err, _RACES) and k == 0:
+            raise _Raced(op[1])
+        done = (f"; {k} of {len(groups)} transactions were already committed (each record "
+                f"is whole, new records stay invisible until saved again)" if k else
+                "; nothing was written")
+        message = (f"ZooKeeper refused to {op[0]} {op[1]}: {type(err).__name__} "
+                   f"(changed concurrently?){done}")
+        if isinstance(err, BadVersionError):
+            raise Conflict(message, record=op[1])
+        raise StorageFailure(message)
