@@ -34,12 +34,20 @@ def _describe(detail: models._Record) -> str:
 def _json(value: Any, what: str, detail: models._Record) -> str | None:
     if value is None:
         return None
-    return _dumps(value, f"{what} of {_describe(detail)}").decode("utf-8")
+    try:
+        return _dumps(value, what).decode("utf-8")
+    except SerializationError as err:  # name the record only when it is needed
+        raise SerializationError(f"{err} (in {_describe(detail)})") from err.__cause__
+
+
+def _meta(detail: models._Record) -> str:
+    meta = detail.meta
+    return "{}" if not meta else _json(dict(meta), "meta", detail)
 
 
 def book_params(book: models.LogBook, txn: str) -> dict[str, Any]:
     return {"v_uuid": check_component("logbook uuid", book.uuid), "v_name": book.name,
-            "v_meta": _json(dict(book.meta), "meta", book),
+            "v_meta": _meta(book),
             "v_created_at": book.created_at, "v_updated_at": book.updated_at,
             "v_txn": txn}
 
@@ -47,23 +55,24 @@ def book_params(book: models.LogBook, txn: str) -> dict[str, Any]:
 def flow_params(flow: models.FlowDetail, parent_uuid: str | None,
                 txn: str) -> dict[str, Any]:
     return {"v_uuid": check_component("flow detail uuid", flow.uuid), "v_name": flow.name,
-            "v_meta": _json(dict(flow.meta), "meta", flow),
+            "v_meta": _meta(flow),
             "v_state": flow.state, "v_parent_uuid": parent_uuid, "v_txn": txn}
 
 
 def atom_params(atom: models.AtomDetail, parent_uuid: str | None, txn: str) -> dict[str, Any]:
-    data = atom.to_dict()
-    version = data["version"]
+    # The fields of AtomDetail.to_dict(), read directly: this runs on every update.
+    failure, revert_failure = atom.failure, atom.revert_failure
     return {
         "v_uuid": check_component("atom detail uuid", atom.uuid), "v_name": atom.name,
         "v_atom_type": models.atom_detail_type(atom),
-        "v_state": data["state"], "v_intention": data["intention"],
-        "v_results": _json(data["results"], "results", atom),
-        "v_failure": _json(data["failure"], "failure", atom),
-        "v_revert_results": _json(data["revert_results"], "revert results", atom),
-        "v_revert_failure": _json(data["revert_failure"], "revert failure", atom),
-        "v_meta": _json(data["meta"], "meta", atom),
-        "v_version": _json(version, "version", atom),
+        "v_state": atom.state, "v_intention": atom.intention,
+        "v_results": _json(atom._results_to_data(), "results", atom),
+        "v_failure": None if failure is None else _json(failure.to_dict(), "failure", atom),
+        "v_revert_results": _json(atom.revert_results, "revert results", atom),
+        "v_revert_failure": (None if revert_failure is None
+                             else _json(revert_failure.to_dict(), "revert failure", atom)),
+        "v_meta": _meta(atom),
+        "v_version": _json(atom.version, "version", atom),
         "v_chunked": None, "v_parent_uuid": parent_uuid, "v_txn": txn,
     }
 

@@ -84,13 +84,14 @@ class Session:
             self.closed = True
             self.discard()
 
-    @property
-    def instrumented(self) -> bool:
-        """Whether anyone listens to statements (events, echo): then skip raw execution."""
-        conn = self._conn
-        dispatch = conn.dispatch if conn is not None else self.engine.dispatch
-        return (bool(dispatch.before_cursor_execute) or bool(dispatch.after_cursor_execute)
-                or self.engine.logger.isEnabledFor(logging.INFO))
+    def instrumented(self, conn: sa.Connection) -> bool:
+        """Whether anyone listens to ``conn``'s statements (events, echo, logging).
+
+        Then statements go through SQLAlchemy, so listeners see every one of
+        them.  (Unknown SQLAlchemy internals count as "yes": the safe way.)
+        """
+        return (getattr(conn, "_has_events", True) or getattr(self.engine, "_has_events", True)
+                or getattr(self.dialect, "_has_events", True) or getattr(conn, "_echo", True))
 
     # -- running operations -------------------------------------------------
     def run(self, what: str, op: Callable[[sa.Connection], T]) -> T:
@@ -210,17 +211,16 @@ class Session:
         listens to statements; return (rowcount, commit function)."""
         if raw is None:
             return conn.execute(statement, params).rowcount, conn.commit
-        if self.instrumented:
+        if self.instrumented(conn):
             result = conn.exec_driver_sql(raw.sql, raw.params(params))
             return result.rowcount, conn.commit
         dbapi = conn.connection.dbapi_connection
         cursor = dbapi.cursor()
         try:
             cursor.execute(raw.sql, raw.params(params))
-            rowcount = cursor.rowcount
+            return cursor.rowcount, dbapi.commit
         except BaseException:
-            cursor.close()
             dbapi.rollback()
             raise
-        cursor.close()
-        return rowcount, dbapi.commit
+        finally:
+            cursor.close()

@@ -10,7 +10,8 @@ compiled SQL text for the one statement run through the driver directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -117,7 +118,7 @@ class RawStatement:
     ~60 µs).  Only statements whose parameters need no type conversion qualify.
     """
 
-    __slots__ = ("sql", "_names", "_positional")
+    __slots__ = ("sql", "params")
 
     def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
@@ -125,11 +126,11 @@ class RawStatement:
             if bind.type.bind_processor(dialect) is not None:
                 raise TypeError(f"parameter {name!r} needs conversion; not a raw statement")
         self.sql = compiled.string
-        self._positional = dialect.positional
-        self._names = tuple(compiled.positiontup or ()) if dialect.positional else None
+        #: values (a dict) → the parameters in the form the driver expects.
+        self.params: Callable[[Mapping[str, Any]], Any] = (
+            operator.itemgetter(*compiled.positiontup) if dialect.positional
+            else _same)
 
-    def params(self, values: Mapping[str, Any]) -> Any:
-        """The parameters in the form the driver expects."""
-        if self._positional:
-            return tuple(values[name] for name in self._names)
-        return values
+
+def _same(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    return values

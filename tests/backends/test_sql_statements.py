@@ -1,0 +1,120 @@
+"""The number of statements each Connection method sends: deterministic, unlike times.
+
+These counts are the SQL backend's speed design made testable: a single
+UPDATE per atom update, O(changed) flow updates, bulk inserts for a new
+book, and loads whose statement count does not grow with the book.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from persistence import FlowDetail, LogBook, TaskDetail, states
+from persistence.testing.samples import make_book, new_uuid
+
+
+@pytest.fixture
+def conn(sql_backend):
+    connection = sql_backend.get_connection()
+    yield connection
+    connection.close()
+
+
+def _count(statement_log, fn) -> int:
+    with statement_log.counting() as statements:
+        fn()
+    return len(statements)
+
+
+def test_save_new_book_is_three_probes_and_three_bulk_inserts(conn, statement_log):
+    book = make_book(flows=4, atoms=25)
+    with statement_log.counting() as statements:
+        conn.save_logbook(book)
+    kinds = [s.split()[0].upper() for s in statements]
+    assert kinds.count("SELECT") == 3 and kinds.count("INSERT") == 3, statements
+
+
+def test_save_again_unchanged_writes_book_and_flows_only(conn, statement_log):
+    book = make_book(flows=4, atoms=25)
+    conn.save_logbook(book)
+    assert _count(statement_log, lambda: conn.save_logbook(book)) == 2  # 2 executemany
+
+
+def test_update_atom_details_is_one_statement(conn, statement_log):
+    book = make_book(flows=1, atoms=3)
+    conn.save_logbook(book)
+    ad = next(iter(next(iter(book))))
+    for i in range(3):
+        ad.put(states.SUCCESS, {"i": i})
+        with statement_log.counting() as statements:
+            conn.update_atom_details(ad)
+        assert len(statements) == 1 and statements[0].upper().startswith("UPDATE")
+        assert "revision" in statements[0].split("WHERE")[1]
+
+
+def test_update_atom_details_of_a_record_from_elsewhere_is_probe_and_update(
+        conn, statement_log, sql_backend):
+    book = make_book(flows=1, atoms=3)
+    conn.save_logbook(book)
+    original = next(iter(next(iter(book))))
+    stranger = TaskDetail(original.name, original.uuid)  # never loaded: no revision
+    stranger.put(states.SUCCESS, "overwrite")
+    assert _count(statement_log, lambda: conn.update_atom_details(stranger)) == 2
+    assert stranger.revision == original.revision + 1
+
+
+def test_update_flow_details_writes_only_what_changed(conn, statement_log):
+    book = LogBook("big")
+    fd = FlowDetail("flow", new_uuid())
+    for i in range(500):
+        fd.add(TaskDetail(f"t{i}", new_uuid()))
+    book.add(fd)
+    conn.save_logbook(book)
+
+    fd.state = states.SUCCESS  # only the flow changed
+    with statement_log.counting() as statements:
+        conn.update_flow_details(fd)
+    assert len(statements) == 1 and statements[0].upper().startswith("UPDATE")
+
+    atoms = list(fd)
+    atoms[3].put(states.SUCCESS, 3)
+    atoms[7].put(states.SUCCESS, 7)
+    assert _count(statement_log, lambda: conn.update_flow_details(fd)) == 2  # flow + 1 executemany
+
+    fd.add(TaskDetail("new", new_uuid()))
+    assert _count(statement_log, lambda: conn.update_flow_details(fd)) == 3  # flow, probe, insert
+
+
+@pytest.mark.parametrize("flows,atoms", [(1, 2), (6, 40)])
+def test_loads_take_a_constant_number_of_statements(conn, statement_log, flows, atoms):
+    book = make_book(flows=flows, atoms=atoms)
+    conn.save_logbook(book)
+    fd = next(iter(book))
+    ad = next(iter(fd))
+    expected = [
+        (lambda: conn.get_logbook(book.uuid), 3),
+        (lambda: conn.get_logbook(book.uuid, lazy=True), 1),
+        (lambda: list(conn.get_logbooks()), 3),
+        (lambda: list(conn.get_logbooks(lazy=True)), 1),
+        (lambda: list(conn.get_flows_for_book(book.uuid)), 3),
+        (lambda: conn.get_flow_details(fd.uuid), 2),
+        (lambda: conn.get_flow_details(fd.uuid, lazy=True), 1),
+        (lambda: list(conn.get_atoms_for_flow(fd.uuid)), 2),
+        (lambda: conn.get_atom_details(ad.uuid), 1),
+    ]
+    for fn, count in expected:
+        assert _count(statement_log, fn) == count
+
+
+def test_destroy_logbook_is_one_delete(conn, statement_log):
+    book = make_book(flows=3, atoms=5)
+    conn.save_logbook(book)
+    assert _count(statement_log, lambda: conn.destroy_logbook(book.uuid)) == 1
+
+
+def test_upgrade_at_head_only_reads_the_version(conn, statement_log):
+    with statement_log.counting() as statements:
+        conn.upgrade()
+    assert statements and not any(s.lstrip().upper().startswith(("CREATE", "ALTER", "INSERT",
+                                                                  "UPDATE"))
+                                  for s in statements)
