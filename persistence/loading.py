@@ -88,6 +88,10 @@ def fetch(conf: str | Mapping[str, Any], namespace: str = NAMESPACE, **kwargs: A
         hint = (f"pip install 'persistence[{extra}]'" if extra
                 else "install the distribution that provides it and its dependencies")
         raise MissingDependency(f"backend {name!r} cannot be loaded: {err}; {hint}") from err
+    except AttributeError as err:
+        raise MissingDependency(f"backend {name!r} is registered in {namespace!r} but its "
+                                f"entry point names something its module does not define "
+                                f"({err}); reinstall the distribution that provides it") from err
     return manager.driver(backend_conf, **kwargs)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import cachetools
 import fasteners
 
-from ..exceptions import NotFound, SerializationError, StorageFailure
+from ..exceptions import ConfigurationError, NotFound, SerializationError, StorageFailure
 from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
 
 __all__ = ["DirBackend", "DirConnection", "default_path"]
@@ -73,6 +73,10 @@ class DirBackend(PathBasedBackend):
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         conf = dict(conf or {})
+        if conf.get("host"):
+            raise ConfigurationError(
+                f"a dir/file URI names a local directory and takes no host (got "
+                f"{conf['host']!r}): write file:///absolute/path, with three slashes")
         if not conf.get("path"):
             conf["path"] = default_path()
         super().__init__(conf)
@@ -205,6 +209,19 @@ class DirConnection(PathBasedConnection):
 
     def _reading(self) -> contextlib.AbstractContextManager[Any]:
         return self.backend.lock.held()
+
+    def upgrade(self) -> None:
+        """Create the layout and remove temporary files left by killed writers.
+
+        Safe under the writer lock: no write is in flight while it is held.
+        """
+        with self.backend.lock.held():
+            super().upgrade()
+            for directory, _dirs, files in os.walk(self._root):
+                for name in files:
+                    if name.startswith(".tmp-"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(directory, name))
 
 
 def _fsync_dir(path: str) -> None:
