@@ -63,15 +63,22 @@ class Session:
         return conn
 
     def discard(self, err: BaseException | None = None) -> None:
-        """Give the connection back (dropping it if ``err`` says it is broken)."""
+        """Give the connection back; after a transient error ``err``, drop it.
+
+        A server connection that failed transiently may be dead without the
+        driver knowing yet (killed, server restarted): it is never reused.
+        A sqlite connection is dropped only if it is really broken (a busy
+        database does not break it, and the in-memory one would be lost).
+        """
         conn, self._conn = self._conn, None
         if conn is None:
             return
         try:
-            dbapi = conn.connection.dbapi_connection if not conn.invalidated else None
-            if (err is not None and not self.backend.memory
-                    and is_disconnect(err, self.dialect, dbapi)):
-                conn.invalidate()
+            if err is not None and not conn.invalidated:
+                dbapi = conn.connection.dbapi_connection
+                if not self.sqlite or (not self.backend.memory
+                                       and is_disconnect(err, self.dialect, dbapi)):
+                    conn.invalidate()
         except Exception:  # already unusable: closing below is all we can do
             pass
         try:
