@@ -144,9 +144,13 @@ class ZkConnection(PathBasedConnection):
     def _children(self, path: str) -> list[str]:
         client = self.backend.client
         try:
-            names = self.backend.call(f"list {path}", lambda: client.get_children_async(path))
+            names, stat = self.backend.call(
+                f"list {path}", lambda: client.get_children_async(path, include_data=True))
         except NoNodeError:
             raise NotFound(f"nothing stored at {path}") from None
+        if not stat.dataLength and path not in self._dirs:
+            # A record still being written (or taken apart): its links are not its own yet.
+            raise NotFound(f"nothing stored at {path}")
         return sorted(n for n in names if not n.startswith("."))
 
     def _children_many(self, paths: list[str]) -> list[list[str] | None]:
