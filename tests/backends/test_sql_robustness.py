@@ -296,3 +296,49 @@ def test_sqlite_keeps_every_acknowledged_write_when_the_writer_is_killed(tmp_pat
         got = conn.get_atom_details(atom_uuid)
     assert got.revision >= last_revision and got.results >= last_value
     assert got.results == got.revision - 1  # one revision per write, none torn
+
+
+def test_writers_creating_the_same_records_at_once_all_succeed(sql_backend):
+    """Create-or-overwrite from several backends at once: a create race is retried
+    as an overwrite, never reported as a duplicate key."""
+    if sql_backend.memory:
+        pytest.skip("one in-memory database cannot be shared by several backends")
+    url = sql_backend.engine.url.render_as_string(hide_password=False)
+    template = make_book(flows=2, atoms=20)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def writer() -> None:
+        try:
+            with persistence.backend(url) as be, contextlib.closing(be.get_connection()) as c:
+                copy = make_book(flows=0)
+                copy.uuid = template.uuid
+                for fd in template:
+                    clone = persistence.FlowDetail(fd.name, fd.uuid)
+                    for ad in fd:
+                        clone.add(TaskDetail(ad.name, ad.uuid))
+                    copy.add(clone)
+                barrier.wait(timeout=30)
+                c.save_logbook(copy)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    with contextlib.closing(sql_backend.get_connection()) as conn:
+        got = conn.get_logbook(template.uuid)
+    assert got.revision == 4 and sum(len(fd) for fd in got) == 40
+
+
+def test_the_same_record_twice_in_one_save_is_refused_before_any_write(sql_backend):
+    book = make_book(flows=2, atoms=1)
+    first, second = list(book)
+    second.add(TaskDetail("twin", next(iter(first)).uuid))
+    with contextlib.closing(sql_backend.get_connection()) as conn:
+        with pytest.raises(ValueError, match="appears twice"):
+            conn.save_logbook(book)
+        assert list(conn.get_logbooks()) == []

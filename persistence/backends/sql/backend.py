@@ -27,6 +27,7 @@ from ...base import URL_KEYS, Backend
 from ...exceptions import ConfigurationError
 from ...uri import mask_password
 from . import config
+from .errors import Transient
 from .statements import ATOMS, RawStatement
 
 __all__ = ["SQLAlchemyBackend"]
@@ -88,7 +89,7 @@ class SQLAlchemyBackend(Backend):
             stop=tenacity.stop_after_attempt(max(1, options.get("retry_attempts", 5))),
             wait=tenacity.wait_exponential(multiplier=options.get("retry_backoff", 0.1),
                                            max=options.get("retry_max_backoff", 5.0)),
-            reraise=True)
+            retry=tenacity.retry_if_exception_type(Transient), reraise=True)
         # Identifies records this backend instance wrote or read (see path_based).
         self.token = object()
         self._txn_prefix = os.urandom(6).hex()

@@ -32,7 +32,7 @@ from ...path_based import check_component
 from . import codec, migrate
 from .session import Session
 from .statements import ATOMS, BOOKS, CHUNKS, FLOWS
-from .writes import RowWrite, conflict, write_chunks, write_rows
+from .writes import RowWrite, check_unique, conflict, write_chunks, write_rows
 
 __all__ = ["SQLConnection"]
 
@@ -103,6 +103,8 @@ class SQLConnection(Connection):
             flow_rows.append(flow_row)
             atom_rows.extend(atoms)
         everything = [book_row, *flow_rows, *atom_rows]
+        check_unique(flow_rows, "flow detail")
+        check_unique(atom_rows, "atom detail")
 
         def body(conn: sa.Connection, txn: str) -> None:
             self._retxn(everything, txn)
@@ -120,6 +122,7 @@ class SQLConnection(Connection):
 
     def update_flow_details(self, flow_detail: models.FlowDetail) -> models.FlowDetail:
         flow_row, atom_rows = self._flow_rows(flow_detail, None, "")
+        check_unique(atom_rows, "atom detail")
 
         def body(conn: sa.Connection, txn: str) -> None:
             self._retxn([flow_row, *atom_rows], txn)

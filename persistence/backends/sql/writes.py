@@ -16,10 +16,10 @@ import sqlalchemy as sa
 
 from ... import models
 from ...exceptions import Conflict, NotFound, StorageFailure
-from .errors import AlreadyApplied
+from .errors import AlreadyApplied, Transient
 from .statements import CHUNKS, TableStatements
 
-__all__ = ["RowWrite", "write_rows", "write_chunks", "batches", "BATCH"]
+__all__ = ["RowWrite", "write_rows", "write_chunks", "check_unique", "batches", "BATCH"]
 
 #: Most values bound to one IN (...) list (sqlite allows 32766 parameters).
 BATCH = 5000
@@ -64,6 +64,14 @@ def _describe(table: str, detail: models._Record) -> str:
     return f"{_KINDS.get(table, table)} {detail.name!r} ({detail.uuid})"
 
 
+def check_unique(rows: list[RowWrite], kind: str) -> None:
+    """ValueError (before any I/O) if one save would write the same record twice."""
+    uuids = [r.params["v_uuid"] for r in rows]
+    if len(set(uuids)) != len(uuids):
+        twice = next(u for u in uuids if uuids.count(u) > 1)
+        raise ValueError(f"{kind} {twice} appears twice in one save")
+
+
 def write_rows(conn: sa.Connection, st: TableStatements, rows: list[RowWrite], txn: str,
                create: bool, keep_parent: bool = False) -> None:
     """Write ``rows``; set each one's new ``revision``.  Raises Conflict or NotFound
@@ -94,20 +102,27 @@ def write_rows(conn: sa.Connection, st: TableStatements, rows: list[RowWrite], t
         update = st.update_keep_parent if keep_parent else st.update
         result = conn.execute(update, [r.params for r in updates])
         if result.rowcount != len(updates):
-            _diagnose(conn, st, updates, txn)
+            _diagnose(conn, st, updates, txn, create)
     if inserts:
         for r in inserts:
             r.revision = r.params["v_revision"] = 1
-        conn.execute(st.insert, [r.params for r in inserts])
+        try:
+            conn.execute(st.insert, [r.params for r in inserts])
+        except sa.exc.IntegrityError as err:
+            # Another writer created one of these rows after our probe (the probe
+            # cannot lock a row that does not exist yet): try again, as an update.
+            raise Transient(err) from err
 
 
 def _diagnose(conn: sa.Connection, st: TableStatements, updates: list[RowWrite],
-              txn: str) -> None:
+              txn: str, create: bool) -> None:
     """Raise why a conditional UPDATE matched fewer rows than it should have."""
     table = st.table.name
     found = _lookup(conn, st.diagnose, [r.params["v_uuid"] for r in updates])
     for r in updates:
         hit = found.get(r.params["v_uuid"])
+        if hit is None and create:  # deleted since we read it: a conflict (revision 0)
+            raise conflict(table, r.detail, r.expected, 0)
         if hit is None:
             raise NotFound(f"{_describe(table, r.detail)} was never saved (or was deleted): "
                            f"{_NEVER_SAVED.get(table, 'save it first')}")
@@ -123,7 +138,8 @@ def _diagnose(conn: sa.Connection, st: TableStatements, updates: list[RowWrite],
 
 def conflict(table: str, detail: models._Record, expected: int, found: int) -> Conflict:
     what = _describe(table, detail)
-    return Conflict(f"{what} was changed by another writer: expected revision {expected}, "
+    change = "deleted" if found == 0 else "changed"
+    return Conflict(f"{what} was {change} by another writer: expected revision {expected}, "
                     f"found {found}; reload it and apply the change again",
                     record=f"{table} {detail.uuid}", expected=expected, found=found)
 
