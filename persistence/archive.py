@@ -39,8 +39,8 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import struct
 import os
+import struct
 import tempfile
 import zipfile
 import zlib

@@ -1,29 +1,52 @@
-"""The ``persistence`` command.
+"""The ``persistence`` command (also ``python -m persistence``).
 
-Each subcommand is a function decorated with :func:`command` that adds its
-parser to the subparsers and sets ``handler`` (``handler(args, out) -> exit
-code``); ``main`` dispatches.  Tables go through :class:`Output`, which uses
-``rich`` when it is installed (the ``cli`` extra) and plain text otherwise.
+Each subcommand is one function decorated with :func:`command`: it gets the
+subparsers, adds its parser with :func:`add_parser` (which gives it
+``--json`` and ``--debug``) and sets ``handler(args, out) -> exit code``;
+``main`` dispatches.  A subcommand needing a backend takes the URI as an
+argument or from ``PERSISTENCE_URI`` (:func:`add_uri`) and opens it with
+:func:`connect`.  A new subcommand over a Connection method is therefore one
+function, e.g.::
+
+    @command
+    def _summary_command(subparsers):
+        parser = add_parser(subparsers, "summary", help="atom counts by state of a flow")
+        add_uri(parser)
+        parser.add_argument("flow", metavar="FLOW_UUID")
+        parser.set_defaults(handler=lambda args, out: _print(
+            args, out, connect_and(args, lambda conn: conn.summary(args.flow))))
+
+Errors are one line on stderr naming the subcommand (``--debug`` adds the
+traceback), passwords masked; exit codes: 0 done, 1 a check found problems,
+2 an error (bad usage included).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
+import io
+import json
+import os
+import re
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from .exceptions import PersistenceError
+from . import archive, loading, migrate, models, serialization, states
+from ._console import Node, Output, escape, rich
+from .base import Connection
+from .exceptions import NotFound, PersistenceError, StorageFailure
+from .uri import mask_password
 
-__all__ = ["main", "build_parser", "command", "Output"]
+__all__ = ["main", "build_parser", "command", "add_parser", "add_uri", "connect", "Output",
+           "list_logbooks", "ENV_URI"]
 
-try:
-    import rich.console
-    import rich.table
-except ImportError:  # the cli extra is not installed: plain text
-    rich = None
-
+ENV_URI = "PERSISTENCE_URI"
 COMMANDS: list[Callable[[Any], None]] = []
+OK, PROBLEMS, ERROR = 0, 1, 2
 
 
 def command(register: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -32,56 +55,510 @@ def command(register: Callable[[Any], None]) -> Callable[[Any], None]:
     return register
 
 
-class Output:
-    """Lines and tables on ``stream``; rich tables when available and wanted."""
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true",
+                        help="print machine-readable JSON on stdout")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
+    return common
 
-    def __init__(self, stream: TextIO | None = None, use_rich: bool | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stdout
-        self.rich = (rich is not None) if use_rich is None else (use_rich and rich is not None)
-        self._console = None
-        if self.rich:
-            # Not a terminal (a file, a pipe): no width to respect, so avoid wrapping.
-            width = None if getattr(self.stream, "isatty", lambda: False)() else 120
-            self._console = rich.console.Console(file=self.stream, highlight=False,
-                                                 soft_wrap=True, width=width)
 
-    def line(self, text: str = "") -> None:
-        if self._console is not None:
-            self._console.print(text, markup=False)
+def add_parser(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand parser with the options every subcommand has (--json, --debug)."""
+    return subparsers.add_parser(name, parents=[_common()], **kwargs)
+
+
+def add_uri(parser: argparse.ArgumentParser, dest: str = "uri",
+            help: str = "backend URI") -> None:
+    parser.add_argument(dest, nargs="?", metavar="URI",
+                        help=f"{help} (default: ${ENV_URI})")
+
+
+def _uri(value: str | None) -> str:
+    uri = value or os.environ.get(ENV_URI)
+    if not uri:
+        raise PersistenceError(f"no backend URI: pass one (e.g. sqlite:///flows.db) or set "
+                               f"{ENV_URI}")
+    return uri
+
+
+@contextlib.contextmanager
+def connect(uri: str | None, upgrade: bool = False) -> Iterator[Connection]:
+    """A connection to the backend at ``uri`` (or $PERSISTENCE_URI), closed afterwards.
+
+    ``upgrade=True`` brings the schema up to date first (for writers);
+    readers leave the backend as it is.
+    """
+    backend = loading.fetch(_uri(uri))
+    try:
+        conn = backend.get_connection()
+        try:
+            if upgrade:
+                conn.upgrade()
+            yield conn
+        finally:
+            conn.close()
+    finally:
+        backend.close()
+
+
+def _time(value: datetime.datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+_AGO = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _when(text: str) -> datetime.datetime:
+    """ISO 8601 (naive means UTC) or an age such as ``30m``, ``12h``, ``7d``."""
+    match = _AGO.match(text.strip())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if match:
+        return now - datetime.timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        value = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (use ISO 8601, e.g. 2026-11-01T12:00, or an age: "
+            f"30m, 12h, 7d)") from None
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, not {text!r}")
+    return int(text)
+
+
+# -- ls ---------------------------------------------------------------------------
+
+def list_logbooks(conn: Connection, *, name: str | None = None,
+                  updated_since: datetime.datetime | None = None,
+                  updated_before: datetime.datetime | None = None,
+                  limit: int | None = None, offset: int = 0
+                  ) -> tuple[list[models.LogBook], int | None]:
+    """One page of logbooks, newest first, without their flows; and the total if known.
+
+    Uses the backend's ``list_logbooks`` when it has one (paging in the
+    backend); otherwise filters ``get_logbooks(lazy=True)`` here.
+    """
+    lister = getattr(conn, "list_logbooks", None)
+    if lister is not None:
+        page = lister(name=name, updated_since=updated_since, updated_before=updated_before,
+                      limit=limit, offset=offset)
+        return list(page), None
+
+    def stamp(book: models.LogBook) -> datetime.datetime:
+        return book.updated_at or book.created_at
+
+    books = [b for b in conn.get_logbooks(lazy=True)
+             if (name is None or b.name == name)
+             and (updated_since is None or stamp(b) >= updated_since)
+             and (updated_before is None or stamp(b) < updated_before)]
+    books.sort(key=stamp, reverse=True)
+    end = None if limit is None else offset + limit
+    return books[offset:end], len(books)
+
+
+@command
+def _ls_command(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "ls", help="list logbooks, newest first",
+                        description="List logbooks, newest first (by update time).")
+    add_uri(parser)
+    parser.add_argument("--name", help="only logbooks with this exact name")
+    parser.add_argument("--updated-since", type=_when, metavar="TIME",
+                        help="only logbooks updated at or after TIME (ISO 8601, or an age "
+                             "such as 12h or 7d)")
+    parser.add_argument("--updated-before", type=_when, metavar="TIME",
+                        help="only logbooks updated before TIME")
+    parser.add_argument("--limit", type=_count, default=50,
+                        help="at most this many (default: %(default)s; 0: no limit)")
+    parser.add_argument("--offset", type=_count, default=0, help="skip this many first")
+    parser.set_defaults(handler=_ls)
+
+
+def _ls(args: argparse.Namespace, out: Output) -> int:
+    limit = args.limit or None
+    with connect(args.uri) as conn:
+        books, total = list_logbooks(conn, name=args.name, updated_since=args.updated_since,
+                                     updated_before=args.updated_before, limit=limit,
+                                     offset=args.offset)
+    if args.json:
+        out.json({"logbooks": [b.to_dict() for b in books], "offset": args.offset,
+                  "limit": limit, "total": total})
+        return OK
+    shown = f"{args.offset + 1}-{args.offset + len(books)}" if books else "none"
+    of = f" of {total}" if total is not None else ""
+    out.table(f"Logbooks {shown}{of}", ["uuid", "name", "created", "updated"],
+              [(b.uuid, b.name, _time(b.created_at), _time(b.updated_at)) for b in books])
+    if total is not None and args.offset + len(books) < total:
+        out.line(f"more: --offset {args.offset + len(books)}")
+    return OK
+
+
+# -- show -------------------------------------------------------------------------
+
+_STATE_STYLE = {states.SUCCESS: "green", states.FAILURE: "bold red",
+                states.REVERT_FAILURE: "bold red", states.RUNNING: "yellow",
+                states.REVERTING: "yellow", states.REVERTED: "magenta",
+                states.RETRYING: "yellow", states.PENDING: "dim"}
+
+
+def _state(value: str | None) -> str:
+    text = escape(str(value or "-"))
+    style = _STATE_STYLE.get(value or "")
+    return f"[{style}]{text}[/]" if style else text
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _short(value: Any, width: int = 60) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return _cut(text, width)
+
+
+def _failure(failure: Any) -> str:
+    first = failure.exc_type_names[0] if failure.exc_type_names else "?"
+    return _cut(f"{first}: {failure.exception_str}", 80)
+
+
+def _atom_node(ad: models.AtomDetail) -> Node:
+    kind = "retry" if isinstance(ad, models.RetryDetail) else "task"
+    label = (f"[bold]{escape(ad.name)}[/] ({kind}) {_state(ad.state)} "
+             f"intention {escape(str(ad.intention))}")
+    details: list[Node] = []
+    if isinstance(ad, models.RetryDetail):
+        if ad.results:
+            details.append((escape(f"result: {_short(ad.last_results)} "
+                                        f"({len(ad.results)} attempt(s))"), []))
+    elif ad.results is not None:
+        details.append((escape(f"result: {_short(ad.results)}"), []))
+    if ad.failure is not None:
+        details.append((f"[red]failure: {escape(_failure(ad.failure))}[/]", []))
+    if ad.revert_results is not None:
+        details.append((escape(f"revert result: {_short(ad.revert_results)}"), []))
+    if ad.revert_failure is not None:
+        details.append((f"[red]revert failure: {escape(_failure(ad.revert_failure))}[/]",
+                        []))
+    return (f"{label}  [dim]{ad.uuid}[/]", details)
+
+
+def _flow_node(fd: models.FlowDetail) -> Node:
+    label = (f"flow [bold]{escape(fd.name)}[/] {_state(fd.state)}  [dim]{fd.uuid}[/]  "
+             f"{len(fd)} atom(s)")
+    return (label, [_atom_node(ad) for ad in fd])
+
+
+def _book_node(book: models.LogBook) -> Node:
+    label = (f"logbook [bold]{escape(book.name)}[/]  [dim]{book.uuid}[/]  created "
+             f"{_time(book.created_at)}, updated {_time(book.updated_at)}")
+    return (label, [_flow_node(fd) for fd in book])
+
+
+def _flow_json(fd: models.FlowDetail, parent: str | None) -> dict[str, Any]:
+    record = serialization.flow_record(fd, parent, fd.revision)
+    record["atom_details"] = [serialization.atom_record(ad, fd.uuid, ad.revision) for ad in fd]
+    return record
+
+
+@command
+def _show_command(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "show", help="a logbook (or flow detail) as a tree",
+                        description="Show a logbook → its flow details → their atom details "
+                                    "with states, intentions and short results.  A flow "
+                                    "detail's uuid shows just that flow.")
+    add_uri(parser)
+    parser.add_argument("uuid", metavar="UUID", help="logbook or flow detail uuid")
+    parser.set_defaults(handler=_show)
+
+
+def _show(args: argparse.Namespace, out: Output) -> int:
+    with connect(args.uri) as conn:
+        try:
+            book: models.LogBook | None = conn.get_logbook(args.uuid)
+            flow = None
+        except NotFound:
+            book = None
+            try:
+                flow = conn.get_flow_details(args.uuid)
+            except NotFound:
+                raise NotFound(f"no logbook or flow detail {args.uuid}") from None
+    if args.json:
+        if book is not None:
+            out.json({"logbook": serialization.logbook_record(book, book.revision),
+                      "flow_details": [_flow_json(fd, book.uuid) for fd in book]})
         else:
-            print(text, file=self.stream, flush=True)
+            out.json({"flow_detail": _flow_json(flow, None)})
+        return OK
+    out.tree(_book_node(book) if book is not None else _flow_node(flow))
+    return OK
 
-    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        cells = [[str(c) for c in row] for row in rows]
-        if self._console is not None:
-            table = rich.table.Table(title=title, title_justify="left")
-            # Only the widest column wraps, so short ones stay on one line.
-            widest = max(range(len(columns)),
-                         key=lambda i: max((len(row[i]) for row in cells), default=0))
-            for i, name in enumerate(columns):
-                table.add_column(name, overflow="fold", no_wrap=i != widest)
-            for row in cells:
-                table.add_row(*row)
-            self._console.print(table)
-            return
-        widths = [max([len(name)] + [len(row[i]) for row in cells])
-                  for i, name in enumerate(columns)]
 
-        def fmt(values: Sequence[str]) -> str:
-            return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
-        self.line(title)
-        self.line(fmt(columns))
-        self.line(fmt(["-" * w for w in widths]))
-        for row in cells:
-            self.line(fmt(row))
+# -- upgrade ----------------------------------------------------------------------
 
+@command
+def _upgrade_command(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "upgrade", help="bring a backend's schema up to date",
+                        description="Create or migrate the backend's schema or layout.  "
+                                    "With --sql (SQL backends), print the SQL instead of "
+                                    "running it (Alembic offline mode).")
+    add_uri(parser)
+    parser.add_argument("--sql", action="store_true", help="print the SQL, change nothing")
+    parser.add_argument("--from", dest="start", metavar="REVISION",
+                        help="with --sql: the migration the database is at ('base' for an "
+                             "empty one); default: ask the database")
+    parser.set_defaults(handler=_upgrade)
+
+
+def _sql_backend(backend: Any) -> Any:
+    try:
+        from .backends.sql import SQLAlchemyBackend
+    except ImportError:
+        return None
+    return backend if isinstance(backend, SQLAlchemyBackend) else None
+
+
+def _sql_revision(backend: Any) -> str | None:
+    from .backends.sql import migrate as sql_migrate
+    with backend.engine.connect() as connection:
+        return sql_migrate.current(connection)
+
+
+def offline_sql(backend: Any, start: str | None) -> str:
+    """The SQL that upgrades ``backend``'s database from ``start`` to head (nothing runs)."""
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
+    from .backends.sql import migrate as sql_migrate
+    from .backends.sql import tables
+
+    config = Config()
+    config.set_main_option("script_location", sql_migrate.MIGRATIONS)
+    script = ScriptDirectory.from_config(config)
+    buffer = io.StringIO()
+
+    def steps(rev: Any, context: Any) -> Any:
+        return script._upgrade_revs("head", rev)
+
+    with EnvironmentContext(config, script, fn=steps, as_sql=True,
+                            starting_rev=None if start in (None, "base") else start,
+                            destination_rev="head") as env:
+        env.configure(url=backend.engine.url, output_buffer=buffer, literal_binds=True,
+                      version_table=tables.VERSION_TABLE, target_metadata=tables.metadata)
+        with env.begin_transaction():
+            env.run_migrations()
+    return buffer.getvalue()
+
+
+def _upgrade(args: argparse.Namespace, out: Output) -> int:
+    uri = _uri(args.uri)
+    masked = mask_password(uri)
+    backend = loading.fetch(uri)
+    try:
+        sql = _sql_backend(backend)
+        if args.sql or args.start:
+            if sql is None:
+                raise PersistenceError(f"--sql applies to SQL backends only, not to "
+                                       f"{type(backend).__name__}")
+            start = args.start or _sql_revision(sql) or "base"
+            text = offline_sql(sql, start)
+            if args.json:
+                out.json({"backend": masked, "from": start, "sql": text})
+            else:
+                print(text, end="", file=out.stream, flush=True)
+            return OK
+        before = _sql_revision(sql) if sql is not None else None
+        with contextlib.closing(backend.get_connection()) as conn:
+            conn.upgrade()
+            conn.validate()
+        after = _sql_revision(sql) if sql is not None else None
+    finally:
+        backend.close()
+    if args.json:
+        out.json({"backend": masked, "from": before, "to": after, "changed": before != after})
+    elif sql is not None and before != after:
+        out.line(f"{masked}: migrated from {before or 'an empty database'} to {after}")
+    else:
+        out.line(f"{masked}: up to date" + (f" (migration {after})" if after else ""))
+    return OK
+
+
+# -- validate ---------------------------------------------------------------------
+
+@command
+def _validate_command(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "validate", help="check a backend and every record in it",
+                        description="Check the backend's schema or layout, then load every "
+                                    "logbook with its flows and atoms and report those that "
+                                    "cannot be read.  Exit code 1 if anything is wrong.")
+    add_uri(parser)
+    parser.add_argument("--schema-only", action="store_true",
+                        help="check the schema or layout only, not the records")
+    parser.set_defaults(handler=_validate)
+
+
+def _validate(args: argparse.Namespace, out: Output) -> int:
+    problems: list[str] = []
+    counts = {"logbooks": 0, "flow_details": 0, "atom_details": 0}
+    with connect(args.uri) as conn:
+        try:
+            conn.validate()
+        except StorageFailure as err:
+            problems.append(mask_password(str(err)))
+        read_records = not problems and not args.schema_only
+        if read_records:
+            uuids = list(migrate.logbook_uuids(conn))
+            with out.progress("logbooks") as progress:
+                for done, uuid in enumerate(uuids, 1):
+                    try:
+                        book = conn.get_logbook(uuid)
+                    except NotFound:
+                        continue  # deleted meanwhile
+                    except PersistenceError as err:
+                        problems.append(f"logbook {uuid}: {mask_password(str(err))}")
+                    else:
+                        counts["logbooks"] += 1
+                        counts["flow_details"] += len(book)
+                        counts["atom_details"] += sum(len(fd) for fd in book)
+                    progress("validate", done, len(uuids))
+    if args.json:
+        out.json({"ok": not problems, "problems": problems,
+                  "checked": counts if read_records else None})
+    else:
+        for problem in problems:
+            out.line(f"problem: {problem}")
+        checked = "" if not read_records else (
+            f"; {counts['logbooks']} logbook(s), {counts['flow_details']} flow detail(s), "
+            f"{counts['atom_details']} atom detail(s) read")
+        out.line(("OK" if not problems else f"{len(problems)} problem(s)") + checked)
+    return OK if not problems else PROBLEMS
+
+
+# -- export, import, migrate ------------------------------------------------------
+
+def _report(args: argparse.Namespace, out: Output, verb: str,
+            report: migrate.MigrationReport, extra: dict[str, Any]) -> int:
+    if args.json:
+        out.json({**extra, **report.to_dict()})
+        return OK
+    out.line(f"{verb} {report.logbooks} logbook(s), {report.flow_details} flow detail(s), "
+             f"{report.atom_details} atom detail(s): {report.created} created, "
+             f"{report.replaced} replaced, {report.skipped} skipped"
+             + ("; counts verified" if report.verified else ""))
+    return OK
+
+
+def _existing(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--existing", choices=migrate.EXISTING, default=default,
+                        help="a logbook already in the destination: resume = skip it if "
+                             "identical, replace it if not; skip; replace; fail = stop "
+                             "before writing anything (default: %(default)s)")
+
+
+@command
+def _export_command(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "export", help="write logbooks to an archive file",
+                        description="Write every logbook (or the ones named) to one "
+                                    "self-describing archive: a zip with the records as "
+                                    "JSON lines and a manifest with counts and sha256.")
+    add_uri(parser)
+    parser.add_argument("file", metavar="FILE", help="archive to write (replaced if present)")
+    parser.add_argument("--logbook", action="append", metavar="UUID",
+                        help="export this logbook only (repeatable)")
+    parser.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace, out: Output) -> int:
+    uri = _uri(args.uri)
+    with connect(uri) as conn, out.progress("logbooks") as progress:
+        manifest = archive.export_archive(conn, args.file, args.logbook,
+                                          source=mask_password(uri), progress=progress)
+    if args.json:
+        out.json({"file": args.file, **manifest.to_dict()})
+    else:
+        c = manifest.counts
+        out.line(f"exported {c['logbooks']} logbook(s), {c['flow_details']} flow detail(s), "
+                 f"{c['atom_details']} atom detail(s) to {args.file}")
+    return OK
+
+
+@command
+def _import_command(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "import", help="load an archive into a backend",
+                        description="Verify an archive completely (checksums, counts, every "
+                                    "record), then write its logbooks into the backend.  A "
+                                    "corrupt or truncated archive is refused and nothing is "
+                                    "written.")
+    add_uri(parser)
+    parser.add_argument("file", metavar="FILE", help="archive written by 'persistence export'")
+    _existing(parser, "fail")
+    parser.add_argument("--dry-run", action="store_true", help="verify only, write nothing")
+    parser.set_defaults(handler=_import)
+
+
+def _import(args: argparse.Namespace, out: Output) -> int:
+    with connect(args.uri, upgrade=not args.dry_run) as conn, \
+            out.progress("logbooks") as progress:
+        report = archive.import_archive(conn, args.file, existing=args.existing,
+                                        dry_run=args.dry_run, progress=progress)
+    if args.dry_run:
+        manifest = archive.verify_archive(args.file)
+        if args.json:
+            out.json({"file": args.file, "valid": True, **manifest.to_dict()})
+        else:
+            out.line(f"{args.file}: valid archive of {manifest.counts['logbooks']} "
+                     f"logbook(s); nothing written (--dry-run)")
+        return OK
+    return _report(args, out, "imported", report, {"file": args.file})
+
+
+@command
+def _migrate_command(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "migrate", help="copy logbooks from one backend to another",
+                        description="Copy every logbook (or the ones named) from SRC to DST, "
+                                    "one logbook at a time, then verify the counts.  Safe to "
+                                    "re-run after an interruption: finished logbooks are "
+                                    "skipped, a half-written one is replaced.")
+    parser.add_argument("src", metavar="SRC", help="source backend URI")
+    parser.add_argument("dst", metavar="DST", help="destination backend URI")
+    parser.add_argument("--logbook", action="append", metavar="UUID",
+                        help="copy this logbook only (repeatable)")
+    _existing(parser, "resume")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="do not read the destination back at the end")
+    parser.set_defaults(handler=_migrate)
+
+
+def _migrate(args: argparse.Namespace, out: Output) -> int:
+    if args.src == args.dst:
+        raise PersistenceError("SRC and DST are the same backend")
+    with connect(args.src) as src, connect(args.dst, upgrade=True) as dst, \
+            out.progress("logbooks") as progress:
+        report = migrate.migrate(src, dst, args.logbook, existing=args.existing,
+                                 verify=not args.no_verify, progress=progress)
+    return _report(args, out, "migrated", report,
+                   {"src": mask_password(args.src), "dst": mask_password(args.dst)})
+
+
+# -- demo -------------------------------------------------------------------------
 
 @command
 def _demo_command(subparsers: Any) -> None:
     from . import demo
 
-    parser = subparsers.add_parser(
-        "demo", help="run a flow, SIGKILL it half-way, resume it in a fresh process",
+    parser = add_parser(
+        subparsers, "demo", help="run a flow, SIGKILL it half-way, resume it in a fresh process",
         description="Run a small flow (a chain and a diamond of tasks) in a child process "
                     "that SIGKILLs itself after N tasks, resume it from the same logbook "
                     "in a fresh process, and show which tasks were skipped and which ran.")
@@ -109,10 +586,18 @@ def _demo(args: argparse.Namespace, out: Output) -> int:
     from . import demo
 
     try:
-        report = demo.run_demo(args.backend, args.crash_after, out=out.line)
+        report = demo.run_demo(args.backend, args.crash_after,
+                               out=out.error if args.json else out.line)
     except demo.DemoFailed as err:
-        print(f"persistence demo: error: {err}", file=sys.stderr)
-        return 1
+        out.error(f"persistence demo: error: {err}")
+        return PROBLEMS
+    ok = report.identical and not report.reexecuted_finished
+    if args.json:
+        import dataclasses
+        out.json({**dataclasses.asdict(report), "skipped": report.skipped, "ran": report.ran,
+                  "reexecuted_finished": report.reexecuted_finished,
+                  "identical": report.identical})
+        return OK if ok else PROBLEMS
     out.line()
     out.table(
         "Run 2 resumed from the logbook run 1 left behind",
@@ -127,26 +612,51 @@ def _demo(args: argparse.Namespace, out: Output) -> int:
              f"{len(report.reexecuted_finished)}.")
     out.line("Final results identical to an uninterrupted run: "
              + ("yes" if report.identical else "NO"))
-    return 0 if report.identical and not report.reexecuted_finished else 1
+    out.line(f"Inspect the stored run: persistence show {report.backend} {report.logbook}")
+    return OK if ok else PROBLEMS
 
+
+# -- main -------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="persistence", description="Inspect and exercise workflow persistence backends.")
+        prog="persistence",
+        description=f"Inspect, copy and maintain workflow persistence backends.  Backend "
+                    f"URIs: memory://, file:///path, sqlite:///path.db, "
+                    f"postgresql://user@host/db, mysql://user@host/db, "
+                    f"zookeeper://host:2181/path; or set {ENV_URI}.")
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="show the traceback of an error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in COMMANDS:
         register(subparsers)
     return parser
 
 
+def _describe(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    if not isinstance(err, PersistenceError):
+        text = f"{type(err).__name__}: {text}"
+    return mask_password(" ".join(text.split()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``persistence`` console script."""
     args = build_parser().parse_args(argv)
-    out = Output()
+    out = Output(use_rich=rich is not None)
     try:
         return args.handler(args, out)
-    except PersistenceError as err:
-        print(f"persistence {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
+        out.error(f"persistence {args.command}: interrupted")
         return 130
+    except BrokenPipeError:  # `persistence ls | head`
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return OK
+    except Exception as err:  # one clear line, never a traceback unless asked
+        if args.debug:
+            out.error(mask_password("".join(traceback.format_exception(err)).rstrip()))
+        hint = "" if args.debug or isinstance(err, PersistenceError) else \
+            " (--debug shows the traceback)"
+        out.error(f"persistence {args.command}: error: {_describe(err)}{hint}")
+        return ERROR
