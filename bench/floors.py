@@ -38,6 +38,11 @@ def atom_record() -> dict[str, Any]:
             "revision": 7}
 
 
+def _durable_ops(sizes: Sizes) -> int:
+    """Operations per repetition for floors that wait for the disk (fsync/commit)."""
+    return max(10, sizes.floor_ops // 5)
+
+
 def _data(i: int) -> str:
     record = atom_record()
     record["results"]["value"] = i
@@ -78,7 +83,7 @@ def json_floors(sizes: Sizes) -> dict[str, Any]:
 # -- dir: files ---------------------------------------------------------------------
 def file_floors(sizes: Sizes, workdir: str) -> dict[str, Any]:
     root = tempfile.mkdtemp(prefix="floor-files-", dir=workdir)
-    payloads = [_data(i).encode() for i in range(sizes.floor_ops)]
+    payloads = [_data(i).encode() for i in range(_durable_ops(sizes))]
 
     def write(path: str, data: bytes) -> None:
         tmp = path + ".tmp"
@@ -122,7 +127,7 @@ def _sql_floors(sizes: Sizes, conn: Any, ph: str, begin: Callable[[], None],
     cur.execute(f"INSERT INTO floor (uuid, parent, data) VALUES ({ph}, {ph}, {ph})",
                 (key, "none", _data(0)))
     commit()
-    payloads = [_data(i) for i in range(sizes.floor_ops)]
+    payloads = [_data(i) for i in range(_durable_ops(sizes))]
     parents: list[str] = []
 
     def update(_r: int) -> float:
@@ -247,7 +252,7 @@ def zookeeper_floors(sizes: Sizes, hosts: str) -> dict[str, Any]:
     client = KazooClient(hosts=hosts, timeout=15)
     client.start(timeout=15)
     root = f"/floor-{uuid.uuid4().hex[:10]}"
-    ops = max(10, sizes.floor_ops // 2)
+    ops = _durable_ops(sizes)
     payloads = [_data(i).encode() for i in range(ops)]
     try:
         client.ensure_path(root)

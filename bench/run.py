@@ -10,6 +10,7 @@ A backend whose module or service is missing is reported as "not available
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -157,12 +158,20 @@ def git_revision() -> str:
         return "unknown"
 
 
+def _write_json(doc: dict[str, Any], path: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=1)
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.timezone.utc)
     services = Services()
+    os.makedirs(args.out, exist_ok=True)
     doc: dict[str, Any] = {
         "meta": {"date": stamp.isoformat(timespec="seconds"),
                  "command": "python -m bench " + shlex.join(sys.argv[1:] if argv is None
@@ -188,24 +197,26 @@ def main(argv: list[str] | None = None) -> int:
         impls = {"persistence": (sys.executable, None)}
         if "taskflow" in args.compare:
             impls["taskflow"] = taskflow_python()
-        for impl, (python, reason) in impls.items():
+        for impl in impls:
             doc["runs"][impl] = {}
-            for backend in args.backends:
+        doc["meta"]["server_versions"] = services.server_versions
+        for backend in args.backends:
+            for impl, (python, reason) in impls.items():
                 why = reason or doc["availability"][backend]
                 if why:
                     doc["runs"][impl][backend] = {"unavailable": why}
                 else:
                     doc["runs"][impl][backend] = _measure_impl(services, impl, python,
                                                                backend, sizes, args)
-        doc["meta"]["server_versions"] = services.server_versions
+                _write_json(doc, os.path.join(args.out, "partial.json"))
     finally:
         services.close()
     doc["meta"]["elapsed_s"] = time.perf_counter() - started
-    os.makedirs(args.out, exist_ok=True)
     name = f"bench-{stamp.strftime('%Y%m%dT%H%M%SZ')}{'-quick' if args.quick else ''}.json"
     for path in (os.path.join(args.out, name), os.path.join(args.out, "latest.json")):
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1)
+        _write_json(doc, path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(args.out, "partial.json"))
     report_path = args.report or os.path.join(args.out, "report.md")
     with open(report_path, "w", encoding="utf-8") as fh:
         fh.write(report.render(doc))

@@ -36,12 +36,18 @@ class Sizes:
     w5_fill_chunk: int = 500
     floor_ops: int = 1000
     floor_rows: int = 1000
+    # Time budgets (seconds of wall time per phase) keep the full run under
+    # 15 minutes: a phase repeats ``reps`` times unless, after ``min_reps``
+    # (W5: one), the next repetition would overrun its budget.
+    budget_s: float = 12.0
+    min_reps: int = 3
+    w5_budget_s: float = 10.0
 
 
 FULL = Sizes()
 QUICK = Sizes(reps=2, w1_flows=2, w1_atoms=10, w2_updates=20, w3_books=5, w3_atoms=3,
               w4_atoms=10, w5_sizes=(10, 50), w5_updates=10, w5_fill_chunk=20,
-              floor_ops=50, floor_rows=50)
+              floor_ops=50, floor_rows=50, budget_s=5.0, min_reps=2, w5_budget_s=5.0)
 
 
 def median(values: list[float]) -> float | None:
@@ -59,6 +65,23 @@ def percentile(values: list[float], pct: float) -> float | None:
         return None
     rank = max(1, -(-len(values) * pct // 100))
     return values[int(rank) - 1]
+
+
+def repeat(sizes: Sizes, fn: Callable[[int], Any], w5: bool = False) -> list[Any]:
+    """Call ``fn(rep)`` up to ``sizes.reps`` times within the phase's time budget.
+
+    ``fn`` returns the measured seconds, or a dict with a ``seconds`` key.
+    """
+    budget = sizes.w5_budget_s if w5 else sizes.budget_s
+    least = 1 if w5 else sizes.min_reps
+    out: list[Any] = []
+    start = time.perf_counter()
+    for rep in range(sizes.reps):
+        out.append(fn(rep))
+        typical = median([o["seconds"] if isinstance(o, dict) else o for o in out])
+        if len(out) >= least and time.perf_counter() - start + typical > budget:
+            break
+    return out
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -107,7 +130,7 @@ def _update_atom(api: Any, conn: Any, ad: Any, i: int, rep: int) -> None:
 
 
 def _summary(seconds: list[float], per: int = 1) -> dict[str, Any]:
-    return {"seconds": seconds, "median_s": median(seconds),
+    return {"seconds": seconds, "median_s": median(seconds), "reps": len(seconds),
             "per_item_s": (median(seconds) / per) if seconds and per else None, "items": per}
 
 
@@ -116,12 +139,16 @@ def w3_many(api: Any, conn: Any, sizes: Sizes) -> dict[str, Any]:
     """get_logbooks over ``w3_books`` books of 1 flow × ``w3_atoms`` atoms (fresh store)."""
     for b in range(sizes.w3_books):
         conn.save_logbook(make_book(api, f"w3-{b}", 1, sizes.w3_atoms))
-    times, loaded = [], 0
-    for _ in range(sizes.reps):
+    loaded = 0
+
+    def once(_rep: int) -> float:
+        nonlocal loaded
         start = time.perf_counter()
         books = list(conn.get_logbooks())
         loaded = sum(len(fd) for book in books for fd in book)
-        times.append(time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    times = repeat(sizes, once)
     records = sizes.w3_books * (2 + sizes.w3_atoms)
     out = _summary(times, records)
     out.update(books=sizes.w3_books, atoms_loaded=loaded)
@@ -130,10 +157,14 @@ def w3_many(api: Any, conn: Any, sizes: Sizes) -> dict[str, Any]:
 
 def w1(api: Any, conn: Any, sizes: Sizes) -> tuple[dict[str, Any], Any]:
     """save_logbook of a new book of w1_flows × w1_atoms; a new book each repetition."""
-    times, book = [], None
-    for r in range(sizes.reps):
-        book = make_book(api, f"w1-{r}", sizes.w1_flows, sizes.w1_atoms)
-        times.append(timed(lambda b=book: conn.save_logbook(b)))
+    books = []
+
+    def once(rep: int) -> float:
+        books.append(make_book(api, f"w1-{rep}", sizes.w1_flows, sizes.w1_atoms))
+        return timed(lambda: conn.save_logbook(books[-1]))
+
+    times = repeat(sizes, once)
+    book = books[-1]
     records = 1 + sizes.w1_flows * (1 + sizes.w1_atoms)
     return _summary(times, records), book
 
@@ -141,23 +172,28 @@ def w1(api: Any, conn: Any, sizes: Sizes) -> tuple[dict[str, Any], Any]:
 def w2(api: Any, conn: Any, book: Any, sizes: Sizes) -> dict[str, Any]:
     """w2_updates single-atom updates (RUNNING → put(SUCCESS, dict) → update_atom_details)."""
     atoms = [ad for fd in book for ad in fd][:sizes.w2_updates]
-    times = []
-    for r in range(sizes.reps):
+
+    def once(rep: int) -> float:
         start = time.perf_counter()
         for i, ad in enumerate(atoms):
-            _update_atom(api, conn, ad, i, r)
-        times.append(time.perf_counter() - start)
-    return _summary(times, len(atoms))
+            _update_atom(api, conn, ad, i, rep)
+        return time.perf_counter() - start
+
+    return _summary(repeat(sizes, once), len(atoms))
 
 
 def w3_one(api: Any, conn: Any, book: Any, sizes: Sizes) -> dict[str, Any]:
     """get_logbook of the W1/W2 book (flows and atoms included)."""
-    times, loaded = [], 0
-    for _ in range(sizes.reps):
+    loaded = 0
+
+    def once(_rep: int) -> float:
+        nonlocal loaded
         start = time.perf_counter()
         got = conn.get_logbook(book.uuid)
         loaded = sum(len(fd) for fd in got)
-        times.append(time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    times = repeat(sizes, once)
     records = 1 + sum(1 + len(fd) for fd in book)
     out = _summary(times, records)
     out["atoms_loaded"] = loaded
@@ -239,8 +275,8 @@ def w4(api: Any, backend: Any, conn: Any, sizes: Sizes) -> dict[str, Any]:
         return {"unavailable": reason}
     out: dict[str, Any] = {}
     for policy in api.policies:
-        runs = [_w4_once(api, backend, conn, policy, sizes.w4_atoms, r)
-                for r in range(sizes.reps)]
+        runs = repeat(sizes, lambda r, p=policy: _w4_once(api, backend, conn, p,
+                                                          sizes.w4_atoms, r))
         seconds = [run["seconds"] for run in runs]
         summary = _summary(seconds, sizes.w4_atoms)
         summary.update(writes_per_atom=median([run["writes"] for run in runs]) / sizes.w4_atoms,
@@ -314,15 +350,20 @@ def run_w5(api: Any, backend: Any, n: int, sizes: Sizes) -> dict[str, Any]:
     conn = backend.get_connection()
     rss_base = max_rss_mb()
     try:
-        saves, book = [], None
-        for r in range(sizes.reps):
-            attempt = make_book(api, f"w5-{n}-{r}", 1, n)
-            try:
-                saves.append(timed(lambda b=attempt: conn.save_logbook(b)))
-            except Exception as err:
-                out["save_error"] = describe(err)
-                break
+        book = None
+
+        def save(rep: int) -> float:
+            nonlocal book
+            attempt = make_book(api, f"w5-{n}-{rep}", 1, n)
+            seconds = timed(lambda: conn.save_logbook(attempt))
             book = attempt
+            return seconds
+
+        try:
+            saves = repeat(sizes, save, w5=True)
+        except Exception as err:
+            out["save_error"] = describe(err)
+            saves = []
         out["save"] = _summary(saves, n)
         if book is None:
             book = make_book(api, f"w5-{n}-chunked", 1, n)
@@ -333,31 +374,38 @@ def run_w5(api: Any, backend: Any, n: int, sizes: Sizes) -> dict[str, Any]:
         atoms = list(fd)
         rng = random.Random(n)
         p50s, p99s = [], []
-        for r in range(sizes.reps):
+
+        def updates(rep: int) -> float:
             samples = []
             for i, ad in enumerate(rng.sample(atoms, min(sizes.w5_updates, n))):
-                samples.append(timed(lambda a=ad, i=i, r=r: _update_atom(api, conn, a, i, r)))
+                samples.append(timed(lambda a=ad, i=i: _update_atom(api, conn, a, i, rep)))
             p50s.append(percentile(samples, 50))
             p99s.append(percentile(samples, 99))
-        out["update"] = {"p50_s": median(p50s), "p99_s": median(p99s),
+            return sum(samples)
+
+        reps = len(repeat(sizes, updates, w5=True))
+        out["update"] = {"p50_s": median(p50s), "p99_s": median(p99s), "reps": reps,
                          "samples_per_rep": min(sizes.w5_updates, n)}
-        loads, loaded = [], 0
-        for _ in range(sizes.reps):
+        loaded = 0
+
+        def load(_rep: int) -> float:
+            nonlocal loaded
             start = time.perf_counter()
             got = conn.get_logbook(book.uuid)
             loaded = sum(len(f) for f in got)
-            loads.append(time.perf_counter() - start)
-        out["load"] = _summary(loads, n)
+            return time.perf_counter() - start
+
+        out["load"] = _summary(repeat(sizes, load, w5=True), n)
         out["load"]["atoms_loaded"] = loaded
-        flow_times: list[float] = []
-        for r in range(sizes.reps):
-            fd.state = api.states.RUNNING if r % 2 == 0 else api.states.SUSPENDED
-            try:
-                flow_times.append(timed(lambda: conn.update_flow_details(fd)))
-            except Exception as err:
-                out["flow_update_error"] = describe(err)
-                break
-        out["flow_update"] = _summary(flow_times, 1)
+
+        def flow_update(rep: int) -> float:
+            fd.state = api.states.RUNNING if rep % 2 == 0 else api.states.SUSPENDED
+            return timed(lambda: conn.update_flow_details(fd))
+
+        try:
+            out["flow_update"] = _summary(repeat(sizes, flow_update, w5=True), 1)
+        except Exception as err:
+            out["flow_update_error"] = describe(err)
     except Exception as err:
         out["error"] = describe(err)
     finally:
