@@ -18,12 +18,17 @@ from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
+    BadVersionError,
     ConnectionClosedError,
     ConnectionLoss,
     KazooException,
     NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
     OperationTimeoutError,
     SessionExpiredError,
+    UnimplementedError,
 )
 from kazoo.protocol.states import KazooState
 from kazoo.security import CREATOR_ALL_ACL
@@ -40,6 +45,8 @@ DEFAULT_HOSTS = "127.0.0.1:2181"
 DEFAULT_PORT = 2181
 
 _LOST = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError)
+# ZooKeeper answers the callers interpret themselves; every other error is a StorageFailure.
+_ANSWERS = (NoNodeError, BadVersionError, NodeExistsError, NotEmptyError, UnimplementedError)
 
 
 def _host_port(host: str, port: int | None) -> str:
@@ -225,12 +232,14 @@ class ZkBackend(PathBasedBackend):
     def result(self, what: str, async_result: Any, deadline: float) -> Any:
         """Wait for ``async_result``; kazoo's connection errors become StorageFailure.
 
-        ZooKeeper's own answers (NoNodeError, BadVersionError, ...) are raised
-        as they are, for the caller to interpret.
+        The answers in ``_ANSWERS`` (NoNodeError, BadVersionError, ...) are
+        raised as they are, for the caller to interpret.
         """
         client = self._client
         try:
             return async_result.get(timeout=max(0.0, deadline - time.monotonic()))
+        except _ANSWERS:
+            raise
         except client.handler.timeout_exception as err:
             raise StorageFailure(
                 f"ZooKeeper at {self.hosts} did not answer within {self.timeout:g} s while "
@@ -243,7 +252,5 @@ class ZkBackend(PathBasedBackend):
             raise StorageFailure(f"not allowed to {what} on ZooKeeper at {self.hosts}: "
                                  f"the znode's ACL refuses these credentials") from err
         except Exception as err:
-            if getattr(type(err), "code", None) is not None:
-                raise  # a ZooKeeper answer (NoNodeError, ...): the caller decides
             raise StorageFailure(f"failed to {what} on ZooKeeper at {self.hosts}: "
                                  f"{type(err).__name__}: {err}") from err

@@ -133,6 +133,8 @@ def _update_one(conn: ZkConnection, put: Put) -> None:
     try:
         stat = be.result(f"update {put.path}", sent, deadline)
     except NoNodeError:
+        if put.create:  # a record this backend saved was deleted meanwhile
+            raise _conflict(conn, put.path, put.expected) from None
         raise NotFound(f"nothing stored at {put.path}") from None
     except BadVersionError:
         raise _conflict(conn, put.path, put.expected) from None
