@@ -145,11 +145,16 @@ def _update_one(conn: ZkConnection, put: Put) -> None:
                           deadline)
     except NoNodeError:
         return
-    ops = [("delete", f"{parts_path}/{name}", None, -1) for name in stale]
+    # Only while the record still holds this value: a newer writer's parts may be
+    # in that listing by now, and they are not stale.
+    ops = [("check", put.path, None, stat.version)]
+    ops.extend(("delete", f"{parts_path}/{name}", None, -1) for name in stale)
     ops.append(("delete", parts_path, None, -1))
     try:
         _run(conn, _group(conn, ops))
-    except (_Raced, StorageFailure) as err:
+    except _Raced:
+        pass  # changed again meanwhile: its writer removes what is stale
+    except StorageFailure as err:
         # The record itself is written; left-over parts are removed by its next write.
         LOG.warning("could not remove the old parts of %s: %s", put.path, err)
 
@@ -352,7 +357,8 @@ def _run(conn: ZkConnection, groups: list[list[tuple]]) -> None:
         request = proto.Transaction([
             proto.Create(root + path, data, acl, 0) if kind == "create" else
             proto.SetData(root + path, data, version) if kind == "set" else
-            proto.Delete(root + path, version)
+            proto.Delete(root + path, version) if kind == "delete" else
+            proto.CheckVersion(root + path, version)
             for kind, path, data, version in group])
 
         def send(request: proto.Transaction = request) -> Any:
