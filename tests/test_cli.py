@@ -275,3 +275,15 @@ def test_every_subcommand_takes_json_and_debug():
         assert code == 0
         assert "--json" in text and "--debug" in text, name
     assert parser.parse_args(["ls", "--json"]).json is True
+
+
+def test_demo_json_reports_the_resumed_run(tmp_path):
+    uri = f"file://{tmp_path}/demo"
+    code, out, err = call("demo", "--backend", uri, "--crash-after", "2", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["skipped"] == ["generate", "square"] and report["identical"] is True
+    assert report["crash_returncode"] == -9 and report["reexecuted_finished"] == []
+    assert "run 1" in err                                   # the children's lines: stderr
+    code, out, _ = call("show", uri, report["logbook"])
+    assert code == 0 and "join (task) SUCCESS" in out
