@@ -49,6 +49,9 @@ def backend_figures(doc: dict[str, Any], impl: str, backend: str) -> dict[str, A
     f["W3_many_s"], f["W3_many_rec_s"] = get(main, "W3_many", "median_s"), get(
         main, "W3_many", "per_item_s")
     f["W4"] = get(main, "W4") or {}
+    f["reps"] = {k: v.get("reps") for k, v in main.items() if isinstance(v, dict)}
+    f["reps"].update({f"W4_{k}": v.get("reps") for k, v in f["W4"].items()
+                      if isinstance(v, dict)})
     f["errors"] = {k: v["error"] for k, v in main.items()
                    if isinstance(v, dict) and "error" in v}
     f["W5"] = {}
@@ -64,6 +67,7 @@ def backend_figures(doc: dict[str, Any], impl: str, backend: str) -> dict[str, A
             "flow_s": get(w5, "flow_update", "median_s"),
             "flow_error": w5.get("flow_update_error"),
             "rss_mb": get(w5, "rss", "peak_mb"), "rss_delta_mb": get(w5, "rss", "delta_mb"),
+            "reps": {k: get(w5, k, "reps") for k in ("save", "update", "load", "flow_update")},
             "error": w5.get("error") or part.get("error") or part.get("unavailable")}
     return f
 
@@ -94,10 +98,13 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     sizes = _w5_sizes(doc)
     small, big = (sizes[0], sizes[-1]) if sizes else (None, None)
 
+    def why(b: str) -> str:
+        return p[b]["unavailable"] or p[b]["error"] or p[b]["errors"].get("W2") or ""
+
     for b in ("sqlite", "postgresql", "mysql", "zookeeper"):
         if b in p:
             r = ratio(p[b]["W2_s"], floor(doc, b, "update"))
-            rows.append(_row("W2 update ≤ 1.3× its floor", b, r, 1.3, "×floor"))
+            rows.append(_row("W2 update ≤ 1.3× its floor", b, r, 1.3, "×floor", note=why(b)))
     if "memory" in p:
         r = ratio(p["memory"]["W2_s"], get(doc, "floors", "json", "update", "per_item_s"))
         rows.append(_row("W2 update ≤ 3× json.dumps", "memory", r, 3.0, "×floor"))
@@ -106,9 +113,13 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if b not in p:
             continue
         always = get(p[b], "W4", "always") or {}
-        note = get(p[b], "W4", "unavailable") or ""
+        note = get(p[b], "W4", "unavailable") or p[b]["errors"].get("W4") or why(b)
+        calls = always.get("calls") or {}
         rows.append(_row("W4 always: ≤ 2 backend writes per atom", b,
-                         always.get("writes_per_atom"), 2.0, "writes/atom", note=note))
+                         always.get("writes_per_atom"), 2.0, "writes/atom",
+                         note=note or (f"{sum(calls.values())} writes for "
+                                       f"{always.get('atoms')} atoms: " + ", ".join(
+                                           f"{k} {n}" for k, n in calls.items() if n))))
         speedup = ratio(get(tf[b], "W4", "always", "median_s"), always.get("median_s"))
         rows.append(_row("W4 always: ≥ 5× faster than TaskFlow", b, speedup, 5.0, "×faster",
                          lower=False, note=note or _tf_note(tf[b])))
@@ -120,9 +131,10 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         w5 = p[b]["W5"]
         if small and big and small != big:
             flat = ratio(get(w5, big, "flow_s"), get(w5, small, "flow_s"))
+            steps = " → ".join(_ms(get(w5, n, "flow_s")) for n in sizes)
             rows.append(_row(f"W5 flow-state update flat {small} → {big} atoms "
                              f"(≤ {FLAT_LIMIT:g}×)", b, flat, FLAT_LIMIT, "×",
-                             note=get(w5, big, "flow_error") or ""))
+                             note=get(w5, big, "flow_error") or why(b) or steps))
         if b == "postgresql" and big:
             flow = get(w5, big, "flow_s")
             rows.append(_row(f"W5 flow-state update < 10 ms at {big} atoms", b,
@@ -130,7 +142,7 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if big:
             load = ratio(get(w5, big, "load_atom_s"), floor(doc, b, "select"))
             rows.append(_row(f"W5 load per atom ≤ 2× select floor ({big} atoms)", b, load,
-                             2.0, "×floor"))
+                             2.0, "×floor", note=get(w5, big, "error") or why(b)))
     if "zookeeper" in p and big:
         zk, zt = p["zookeeper"]["W5"].get(big, {}), tf["zookeeper"]["W5"].get(big, {})
         saved = zk.get("save_s") is not None and not zk.get("save_error")
@@ -156,12 +168,16 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     for b in backends:
         r = ratio(p[b]["W1_rec_s"], floor(doc, b, "bulk"))
         rows.append(_row("W1 save_logbook ≤ 3× bulk-insert floor", b, r, 3.0, "×floor",
-                         note=p[b]["unavailable"] or ""))
+                         note=why(b) or p[b]["errors"].get("W1") or ""))
     return rows
 
 
 def _tf_note(f: dict[str, Any]) -> str:
     return f"TaskFlow: {f['unavailable']}" if f.get("unavailable") else ""
+
+
+def _ms(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds * 1000:.2f} ms"
 
 
 def _s(seconds: float | None) -> str:

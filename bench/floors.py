@@ -119,7 +119,7 @@ def file_floors(sizes: Sizes, workdir: str) -> dict[str, Any]:
 
 # -- SQL (sqlite, PostgreSQL, MariaDB) ------------------------------------------------
 def _sql_floors(sizes: Sizes, conn: Any, ph: str, begin: Callable[[], None],
-                commit: Callable[[], None], label: str) -> dict[str, Any]:
+                commit: Callable[[], None], label: str, durable: bool = True) -> dict[str, Any]:
     """The three SQL floors over a DB-API connection (``ph`` = paramstyle marker)."""
     cur = conn.cursor()
     key = str(uuid.uuid4())
@@ -127,7 +127,7 @@ def _sql_floors(sizes: Sizes, conn: Any, ph: str, begin: Callable[[], None],
     cur.execute(f"INSERT INTO floor (uuid, parent, data) VALUES ({ph}, {ph}, {ph})",
                 (key, "none", _data(0)))
     commit()
-    payloads = [_data(i) for i in range(_durable_ops(sizes))]
+    payloads = [_data(i) for i in range(_durable_ops(sizes) if durable else sizes.floor_ops)]
     parents: list[str] = []
 
     def update(_r: int) -> float:
@@ -201,6 +201,7 @@ def sqlite_settings(workdir: str) -> dict[str, Any]:
 
 
 def sqlite_floors(sizes: Sizes, workdir: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The SQL floors on a sqlite file at the backend's journal mode and sync level."""
     path = os.path.join(tempfile.mkdtemp(prefix="floor-sqlite-", dir=workdir), "floor.db")
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -209,8 +210,10 @@ def sqlite_floors(sizes: Sizes, workdir: str, settings: dict[str, Any]) -> dict[
         conn.execute("CREATE TABLE floor (uuid TEXT PRIMARY KEY, parent TEXT, data TEXT)")
         conn.execute("CREATE INDEX floor_parent ON floor (parent)")
         label = f"sqlite ({settings['journal_mode']}, synchronous={settings['synchronous']})"
+        # WAL with synchronous <= NORMAL does not wait for the disk on commit.
+        durable = not (settings["journal_mode"] == "wal" and int(settings["synchronous"]) <= 1)
         return _sql_floors(sizes, conn, "?", lambda: conn.execute("BEGIN"),
-                           lambda: conn.execute("COMMIT"), label)
+                           lambda: conn.execute("COMMIT"), label, durable)
     finally:
         conn.close()
 

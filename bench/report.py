@@ -90,6 +90,8 @@ def _targets(doc: dict[str, Any]) -> list[str]:
             shown = f"{x(row['value'])}{' faster' if row['shown'] == '×faster' else ''}"
         elif row["shown"] == "ms":
             shown = f"{row['value']:.2f} ms"
+        elif row["shown"] == "writes/atom":
+            shown = f"{row['value']:.3f} writes/atom"
         else:
             shown = f"{row['value']:.2f} {row['shown']}"
         status = {"met": "**met**", "not met": "**not met**"}.get(row["status"], row["status"])
@@ -115,7 +117,7 @@ def _key_ratios(doc: dict[str, Any]) -> list[str]:
             x(ratio(f["W1_rec_s"], floor(doc, b, "bulk"))),
             x(ratio(f["W2_s"], floor(doc, b, "update"))),
             x(ratio(f["W3_one_rec_s"], floor(doc, b, "select"))),
-            "–" if w4a.get("writes_per_atom") is None else f"{w4a['writes_per_atom']:.2f}",
+            "–" if w4a.get("writes_per_atom") is None else f"{w4a['writes_per_atom']:.3f}",
             x(ratio(w4b.get("per_item_s"), floor(doc, b, "bulk"))),
             t(get(f, "W5", big, "flow_s")),
             x(ratio(get(f, "W5", big, "load_atom_s"), floor(doc, b, "select")))])
@@ -169,9 +171,14 @@ def _floors(doc: dict[str, Any]) -> list[str]:
             extra = f" (pipelined get: {t(get(fl, 'select_pipelined', 'per_item_s'))})"
         if "settings" in fl:
             extra = f" — {fl['settings']['source']}"
-        rows.append([b, t(get(fl, "update", "per_item_s")), t(get(fl, "bulk", "per_item_s")),
-                     t(get(fl, "select", "per_item_s")) + extra, what])
-    return (["## Floors (raw driver cost per item, same run)", ""]
+        reps = get(fl, "update", "reps") or []
+        spread = f" ({t(min(reps))} – {t(max(reps))})" if reps else ""
+        rows.append([b, t(get(fl, "update", "per_item_s")) + spread,
+                     t(get(fl, "bulk", "per_item_s")), t(get(fl, "select", "per_item_s")) + extra,
+                     what])
+    return (["## Floors (raw driver cost per item, same run)", "",
+             "Median of the repetitions, (fastest – slowest repetition) for updates; each "
+             "backend's floors are measured just before its workloads.", ""]
             + _table(["floor", "update", "bulk insert / record", "select / record", "what"],
                      rows))
 
@@ -182,29 +189,30 @@ def _details(doc: dict[str, Any], b: str) -> list[str]:
         return []
     fs = {i: backend_figures(doc, i, b) for i in impls}
     up, bulk, sel = (floor(doc, b, k) for k in ("update", "bulk", "select"))
-    head = ["figure"] + [f"{i}" for i in impls] + ["persistence ×floor"]
-    if "taskflow" in fs and "persistence" in fs:
-        head.append("p/TF")
+    both = "taskflow" in fs and "persistence" in fs
+    head = (["figure"] + list(impls) + ["persistence ×floor"] + (["p/TF"] if both else [])
+            + ["reps"])
 
-    def row(label: str, key: Any, per: float | None, base: float | None) -> list[str]:
+    def row(label: str, rep_key: str, key: Any, per: Any, base: float | None) -> list[str]:
         vals = {i: key(fs[i]) for i in impls}
         cells = [label] + [t(vals[i]) for i in impls]
-        cells.append(x(ratio(per(fs["persistence"]) if per and "persistence" in fs else None,
-                             base)))
-        if len(head) > len(cells):
+        cells.append(x(ratio(per(fs["persistence"]) if "persistence" in fs else None, base)))
+        if both:
             cells.append(x(ratio(vals.get("persistence"), vals.get("taskflow"))))
+        cells.append("/".join(str(fs[i]["reps"].get(rep_key) or "–") for i in impls))
         return cells
 
     rows = [
-        row("W1 save_logbook (whole book)", lambda f: f["W1_s"], lambda f: f["W1_rec_s"], bulk),
-        row("W2 one update_atom_details", lambda f: f["W2_s"], lambda f: f["W2_s"], up),
-        row("W3 get_logbook (whole book)", lambda f: f["W3_one_s"],
+        row("W1 save_logbook (whole book)", "W1", lambda f: f["W1_s"],
+            lambda f: f["W1_rec_s"], bulk),
+        row("W2 one update_atom_details", "W2", lambda f: f["W2_s"], lambda f: f["W2_s"], up),
+        row("W3 get_logbook (whole book)", "W3_one", lambda f: f["W3_one_s"],
             lambda f: f["W3_one_rec_s"], sel),
-        row("W3 get_logbooks (all books)", lambda f: f["W3_many_s"],
+        row("W3 get_logbooks (all books)", "W3_many", lambda f: f["W3_many_s"],
             lambda f: f["W3_many_rec_s"], sel)]
     for policy in ("always", "batch", "never"):
         if any(get(f, "W4", policy) for f in fs.values()):
-            rows.append(row(f"W4 Storage loop, {policy}",
+            rows.append(row(f"W4 Storage loop, {policy}", f"W4_{policy}",
                             lambda f, p=policy: get(f, "W4", p, "median_s"),
                             lambda f, p=policy: get(f, "W4", p, "per_item_s"), bulk))
     out = [f"### {b}", ""] + _table(head, rows)
@@ -212,7 +220,7 @@ def _details(doc: dict[str, Any], b: str) -> list[str]:
     for i in impls:
         for policy, v in (fs[i]["W4"] or {}).items():
             if isinstance(v, dict) and "writes_per_atom" in v:
-                w4.append(f"{i}/{policy}: {v['writes_per_atom']:.2f} writes/atom "
+                w4.append(f"{i}/{policy}: {v['writes_per_atom']:.3f} writes/atom "
                           f"({', '.join(f'{k} {n}' for k, n in v['calls'].items() if n)}), "
                           f"{v['persisted']}/{v['atoms']} atoms persisted")
             elif policy == "unavailable":
@@ -223,8 +231,11 @@ def _details(doc: dict[str, Any], b: str) -> list[str]:
     for n in (str(s) for s in doc["meta"]["sizes"]["w5_sizes"]):
         for i in impls:
             w = fs[i]["W5"].get(n, {})
+            few = ", ".join(f"{k} {n}" for k, n in (w.get("reps") or {}).items()
+                            if n and n < doc["meta"]["sizes"]["reps"])
             note = "; ".join(filter(None, [
                 w.get("error"), w.get("save_error") and f"save failed: {w['save_error']}",
+                few and f"reps: {few}",
                 w.get("chunked_fill_s") and f"filled in chunks in {t(w['chunked_fill_s'])}",
                 w.get("flow_error") and f"flow update failed: {w['flow_error']}"]))
             rows5.append([n, i, t(w.get("save_s")), t(w.get("p50_s")), t(w.get("p99_s")),
@@ -241,9 +252,27 @@ def _details(doc: dict[str, Any], b: str) -> list[str]:
     return out
 
 
+NOTES = [
+    "Disk-bound figures (dir, sqlite outside WAL, PostgreSQL/MariaDB commits, ZooKeeper "
+    "writes) wait for fsync, whose latency on this shared VM varies several-fold from "
+    "second to second: see the spread of the update floors. Ratios within ~±30 % of a "
+    "limit are within noise; compare runs, not single figures.",
+    "Durability differs: persistence's dir backend fsyncs every record and directory; "
+    "TaskFlow's dir backend never fsyncs. TaskFlow's sqlite runs with the default rollback "
+    "journal (synchronous=FULL) and a new sqlite connection per operation (NullPool); the "
+    "sqlite floor uses the persistence backend's own settings.",
+    "TaskFlow's ZooKeeper backend is configured with check_compatible=false: its version "
+    "check needs the 'envi' four-letter word, which ZooKeeper 3.8 refuses by default.",
+    "W4 writes count write calls (round trips), not records. W5 'RSS growth' is peak RSS "
+    "(VmHWM) minus the RSS before the book was built.",
+]
+
+
 def render(doc: dict[str, Any]) -> str:
     lines = _header(doc) + _availability(doc) + _targets(doc) + _key_ratios(doc)
-    lines += _vs_taskflow(doc) + _floors(doc) + ["## Details per backend", ""]
+    lines += _vs_taskflow(doc) + _floors(doc)
+    lines += ["## Notes", ""] + [f"- {note}" for note in NOTES] + [""]
+    lines += ["## Details per backend", ""]
     for b in doc["availability"]:
         lines += _details(doc, b)
     lines += ["---", "How to read this report: see `bench/README.md`.", ""]

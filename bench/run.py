@@ -186,14 +186,6 @@ def main(argv: list[str] | None = None) -> int:
             if doc["availability"][backend]:
                 _log(f"{backend}: not available ({doc['availability'][backend]})")
         doc["floors"]["json"] = floors.json_floors(sizes)
-        for backend in args.backends:
-            if doc["availability"][backend] is None:
-                _log(f"floors: {backend}")
-                try:
-                    doc["floors"][backend] = floors.measure(backend, sizes, services,
-                                                            services.workdir)
-                except Exception as err:
-                    doc["floors"][backend] = {"error": f"{type(err).__name__}: {err}"[:300]}
         impls = {"persistence": (sys.executable, None)}
         if "taskflow" in args.compare:
             impls["taskflow"] = taskflow_python()
@@ -201,6 +193,15 @@ def main(argv: list[str] | None = None) -> int:
             doc["runs"][impl] = {}
         doc["meta"]["server_versions"] = services.server_versions
         for backend in args.backends:
+            if doc["availability"][backend] is None:
+                # Measured right before the backend's workloads: fsync latency on a
+                # shared VM drifts, so floor and workload should see the same disk.
+                _log(f"floors: {backend}")
+                try:
+                    doc["floors"][backend] = floors.measure(backend, sizes, services,
+                                                            services.workdir)
+                except Exception as err:
+                    doc["floors"][backend] = {"error": f"{type(err).__name__}: {err}"[:300]}
             for impl, (python, reason) in impls.items():
                 why = reason or doc["availability"][backend]
                 if why:
