@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+import datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import models
+from . import lifecycle, models
 from .exceptions import ConfigurationError, PersistenceError, StorageFailure
+
+if TYPE_CHECKING:
+    from .history import HistoryEntry, Snapshot
 
 __all__ = ["Backend", "Connection", "translate_errors", "URL_KEYS"]
 
@@ -152,6 +156,90 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
         """The atom details of a flow detail; NotFound if the flow does not exist."""
+
+    # -- history, snapshots, summaries, listings, retention -------------------
+    # Defaults work on any backend through the methods above (or say that the
+    # backend cannot do it); built-in backends answer them where the data lives.
+
+    #: Who writes through this connection (e.g. an engine or worker id); recorded
+    #: in history entries.  ``Storage(owner=...)`` sets it.
+    owner: str | None = None
+
+    def get_history(self, uuid: str | None = None, flow_uuid: str | None = None,
+                    since: datetime.datetime | None = None,
+                    limit: int | None = None) -> list[HistoryEntry]:
+        """History entries, oldest first: of one record (``uuid``: a flow or atom
+        detail), of a flow and its atoms (``flow_uuid``), or of everything;
+        only those at or after ``since``; at most ``limit``."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep history")
+
+    def snapshot_flow(self, flow_uuid: str, label: str | None = None) -> Snapshot:
+        """Store an immutable copy of a flow detail and its atom details; return it."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+
+    def list_snapshots(self, flow_uuid: str | None = None) -> list[Snapshot]:
+        """Snapshots (of one flow detail, or all), oldest first, without their contents."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+
+    def get_snapshot(self, snapshot_id: str) -> Snapshot:
+        """A snapshot with its flow detail (``.flow``); NotFound if there is none."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+
+    def restore_flow(self, snapshot_id: str) -> models.FlowDetail:
+        """Put a flow detail back as its snapshot holds it (atoms added since are
+        removed), in one transaction recorded in history; return it as stored."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+
+    def fork_flow(self, flow_uuid: str, from_atoms: Iterable[str] = (),
+                  name: str | None = None) -> models.FlowDetail:
+        """A new flow detail in the same logbook: the atoms named in ``from_atoms``
+        (list what they depend on too) keep their stored results, every other atom
+        is reset to PENDING, so an engine re-runs only from there."""
+        fork = lifecycle.fork_detail(self.get_flow_details(flow_uuid), from_atoms, name)
+        book = self.get_logbook(lifecycle.find_book(self, flow_uuid), lazy=True)
+        book.add(fork)
+        self.save_logbook(book)
+        return fork
+
+    def summary(self, flow_uuid: str) -> lifecycle.FlowSummary:
+        """Atom counts by state, failures and last change of a flow detail."""
+        fd = self.get_flow_details(flow_uuid)
+        return lifecycle.summarize(fd, fd, None)
+
+    def count_atoms(self, flow_uuid: str, states: str | Iterable[str] | None = None) -> int:
+        """How many atom details a flow detail has (in one of ``states``, if given)."""
+        return lifecycle.count_atoms(self, flow_uuid, states)
+
+    def list_logbooks(self, name: str | None = None,
+                      updated_since: datetime.datetime | None = None,
+                      updated_before: datetime.datetime | None = None,
+                      limit: int | None = None, offset: int | None = None
+                      ) -> list[models.LogBook]:
+        """Logbooks without their flow details, newest first (by last save), filtered
+        by exact ``name`` and save time (``updated_since`` <= t < ``updated_before``)."""
+        return lifecycle.list_logbooks(self, name, updated_since, updated_before, limit, offset)
+
+    def count_logbooks(self, name: str | None = None,
+                       updated_since: datetime.datetime | None = None,
+                       updated_before: datetime.datetime | None = None) -> int:
+        """How many logbooks :meth:`list_logbooks` would list without a limit."""
+        return len(lifecycle.list_logbooks(self, name, updated_since, updated_before,
+                                           None, None))
+
+    def list_flow_details(self, state: str | Iterable[str] | None = None,
+                          logbook: str | None = None, limit: int | None = None,
+                          offset: int | None = None) -> list[models.FlowDetail]:
+        """Flow details without their atoms, newest first, in ``state`` (one or
+        several) and in logbook ``logbook`` if given."""
+        return lifecycle.list_flow_details(self, state, logbook, limit, offset)
+
+    def purge(self, finished_before: datetime.datetime,
+              states: Iterable[str] = lifecycle.FINISHED, batch_size: int = 100,
+              dry_run: bool = False) -> lifecycle.PurgeReport:
+        """Delete whole logbooks last changed before ``finished_before`` whose flow
+        details are all in ``states``, ``batch_size`` logbooks per transaction;
+        return what was deleted (with ``dry_run``: what would be, deleting nothing)."""
+        return lifecycle.purge(self, finished_before, states, batch_size, dry_run)
 
     def __enter__(self) -> Connection:
         return self

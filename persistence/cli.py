@@ -140,28 +140,15 @@ def list_logbooks(conn: Connection, *, name: str | None = None,
                   updated_since: datetime.datetime | None = None,
                   updated_before: datetime.datetime | None = None,
                   limit: int | None = None, offset: int = 0
-                  ) -> tuple[list[models.LogBook], int | None]:
-    """One page of logbooks, newest first, without their flows; and the total if known.
+                  ) -> tuple[list[models.LogBook], int]:
+    """One page of logbooks, newest first, without their flows; and how many match.
 
-    Uses the backend's ``list_logbooks`` when it has one (paging in the
-    backend); otherwise filters ``get_logbooks(lazy=True)`` here.
+    Both come from the backend (``Connection.list_logbooks`` and
+    ``count_logbooks``): SQL backends page and count in the database.
     """
-    lister = getattr(conn, "list_logbooks", None)
-    if lister is not None:
-        page = lister(name=name, updated_since=updated_since, updated_before=updated_before,
-                      limit=limit, offset=offset)
-        return list(page), None
-
-    def stamp(book: models.LogBook) -> datetime.datetime:
-        return book.updated_at or book.created_at
-
-    books = [b for b in conn.get_logbooks(lazy=True)
-             if (name is None or b.name == name)
-             and (updated_since is None or stamp(b) >= updated_since)
-             and (updated_before is None or stamp(b) < updated_before)]
-    books.sort(key=stamp, reverse=True)
-    end = None if limit is None else offset + limit
-    return books[offset:end], len(books)
+    filters = {"name": name, "updated_since": updated_since, "updated_before": updated_before}
+    page = conn.list_logbooks(limit=limit, offset=offset, **filters)
+    return list(page), conn.count_logbooks(**filters)
 
 
 @command

@@ -5,6 +5,13 @@ Layout under a backend's root path::
     books/<book_uuid>            logbook record; children: one link per flow uuid
     flow_details/<flow_uuid>     flow record;    children: one link per atom uuid
     atom_details/<atom_uuid>     atom record
+    <record>/.h-<time>-<id>      history entries of a flow or atom record
+    snapshots/<snapshot id>      snapshot header (snapshot_data/<id>: its contents)
+
+Children whose names start with ``.`` are never uuids (uuids cannot start
+with one): they belong to the record (history, a backend's own parts).
+History, snapshots, summaries, listings and purge live in
+:mod:`persistence.path_lifecycle`.
 
 A backend implements only the primitives (read, write, children, link,
 delete, transaction).  Saves go bottom-up — atoms, then their flow and its
@@ -22,9 +29,10 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
-from . import models, serialization
+from . import history, models, serialization
 from .base import Backend, Connection
 from .exceptions import Conflict, NotFound, SerializationError, StorageFailure
+from .path_lifecycle import PathLifecycle
 
 __all__ = ["PathBasedBackend", "PathBasedConnection", "check_component", "next_revision"]
 
@@ -66,7 +74,7 @@ class PathBasedBackend(Backend):
     """A backend whose records live at paths under one root ``path``."""
 
     DEFAULT_PATH: ClassVar[str | None] = None
-    OPTIONS: ClassVar[dict] = {"path": str}
+    OPTIONS: ClassVar[dict] = {"path": str, "history": bool}
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__(conf)
@@ -74,6 +82,8 @@ class PathBasedBackend(Backend):
         if not path:
             raise ValueError(f"{type(self).__name__} needs a 'path' option")
         self._path = path
+        #: Whether writes append history entries (option ``history``, default on).
+        self.history = self._options.get("history", True)
         # Identifies records this backend instance wrote or read, so that
         # unchanged ones can be skipped and stale ones detected.
         self.token = object()
@@ -83,7 +93,12 @@ class PathBasedBackend(Backend):
         return self._path
 
 
-class PathBasedConnection(Connection, abc.ABC):
+def _names(names: list[str] | None) -> list[str]:
+    """Child names that are uuids (links), without a record's own ``.`` entries."""
+    return [n for n in names or () if n[:1] != "."]
+
+
+class PathBasedConnection(PathLifecycle, Connection, abc.ABC):
     """Connection implementing the whole Connection API over path primitives."""
 
     def __init__(self, backend: PathBasedBackend, root: str | None = None) -> None:
@@ -92,6 +107,8 @@ class PathBasedConnection(Connection, abc.ABC):
         self.book_path = self._join(root, "books")
         self.flow_path = self._join(root, "flow_details")
         self.atom_path = self._join(root, "atom_details")
+        self.snapshot_path = self._join(root, "snapshots")
+        self.snapshot_data_path = self._join(root, "snapshot_data")
 
     @property
     def backend(self) -> PathBasedBackend:
@@ -151,6 +168,16 @@ class PathBasedConnection(Connection, abc.ABC):
             return self._write(path, data, txn, create=create,
                                expected_revision=expected_revision)
 
+    def _write_single_logged(self, path: str, data: bytes, expected_revision: int | None,
+                             log: Any) -> int:
+        """Update an existing record and append its history entry (``log(revision,
+        txn)``) in one transaction; override when the store has a faster path."""
+        with self._transaction() as txn:
+            revision = self._write(path, data, txn, create=False,
+                                   expected_revision=expected_revision)
+            log(revision, txn)
+        return revision
+
     @abc.abstractmethod
     def _link(self, path: str, txn: Any) -> None:
         """Create an empty child marker at ``path`` (idempotent)."""
@@ -189,7 +216,9 @@ class PathBasedConnection(Connection, abc.ABC):
 
     def _mark(self, detail: models._Record, revision: int) -> None:
         detail._mark_saved(revision)
-        detail.__dict__["_token"] = self._backend.token
+        d = detail.__dict__
+        d["_token"] = self._backend.token
+        d["_stored_state"] = d["state"] if "state" in d else None
 
     def _where(self, path: str) -> str:
         """How to name ``path`` in an error message (dir: the real file)."""
@@ -204,13 +233,26 @@ class PathBasedConnection(Connection, abc.ABC):
         return record
 
     # -- writes ----------------------------------------------------------
-    def _write_atom(self, ad: models.AtomDetail, txn: Any, create: bool) -> Any:
+    def _write_atom(self, ad: models.AtomDetail, txn: Any, create: bool,
+                    flow_uuid: str | None = None, event: str = history.WRITE) -> Any:
+        path = self._atom(ad.uuid)
         data = serialization.encode_record(serialization.atom_record(ad, None), ad)
-        return self._write(self._atom(ad.uuid), data, txn, create=create,
-                           expected_revision=self._expected(ad))
+        revision = self._write(path, data, txn, create=create,
+                               expected_revision=self._expected(ad))
+        if self._backend.history:
+            self._log(path, ad, history.ATOM, flow_uuid, revision, txn, event)
+        return revision
+
+    def _log(self, path: str, detail: models._Record, kind: str, flow_uuid: str | None,
+             revision: Any, txn: Any, event: str = history.WRITE) -> None:
+        """Append the history entry of a write of ``detail`` at ``path`` to ``txn``."""
+        old = detail.__dict__.get("_stored_state") if self._is_ours(detail) else None
+        self._append(path, history.entry_fields(detail, kind, flow_uuid, old, self.owner,
+                                                event), revision, txn)
 
     def _write_flow(self, fd: models.FlowDetail, txn: Any, create: bool,
-                    only_changed: bool) -> list[tuple[models._Record, int]]:
+                    only_changed: bool, event: str = history.WRITE
+                    ) -> list[tuple[models._Record, int]]:
         """Write a flow's atoms (bottom-up), the flow and its links; return what to mark."""
         flow_path = self._flow(fd.uuid)
         written, new_atoms = [], []
@@ -218,13 +260,17 @@ class PathBasedConnection(Connection, abc.ABC):
             if self._is_ours(ad):
                 if only_changed and not ad.changed:
                     continue
-                written.append((ad, self._write_atom(ad, txn, create=False)))
+                written.append((ad, self._write_atom(ad, txn, False, fd.uuid, event)))
             else:
-                written.append((ad, self._write_atom(ad, txn, create=True)))
+                written.append((ad, self._write_atom(ad, txn, True, fd.uuid, event)))
                 new_atoms.append(ad.uuid)
-        data = serialization.encode_record(serialization.flow_record(fd, None), fd)
-        written.append((fd, self._write(flow_path, data, txn, create=create,
-                                        expected_revision=self._expected(fd))))
+        record = serialization.flow_record(fd, None)
+        record["updated_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        revision = self._write(flow_path, serialization.encode_record(record, fd), txn,
+                               create=create, expected_revision=self._expected(fd))
+        if self._backend.history:
+            self._log(flow_path, fd, history.FLOW, fd.uuid, revision, txn, event)
+        written.append((fd, revision))
         for atom_uuid in new_atoms:
             self._link(self._join(flow_path, atom_uuid), txn)
         return written
@@ -260,9 +306,16 @@ class PathBasedConnection(Connection, abc.ABC):
     def update_atom_details(self, atom_detail: models.AtomDetail) -> models.AtomDetail:
         data = serialization.encode_record(serialization.atom_record(atom_detail, None),
                                            atom_detail)
+        path = self._atom(atom_detail.uuid)
         try:
-            revision = self._write_single(self._atom(atom_detail.uuid), data, create=False,
-                                          expected_revision=self._expected(atom_detail))
+            if self._backend.history:
+                revision = self._write_single_logged(
+                    path, data, self._expected(atom_detail),
+                    lambda revision, txn: self._log(path, atom_detail, history.ATOM, None,
+                                                    revision, txn))
+            else:
+                revision = self._write_single(path, data, create=False,
+                                              expected_revision=self._expected(atom_detail))
         except NotFound:
             raise NotFound(f"atom detail {atom_detail.uuid} was never saved: save the "
                            f"flow detail (or logbook) that contains it first") from None
@@ -273,19 +326,31 @@ class PathBasedConnection(Connection, abc.ABC):
         book_path = self._book(book_uuid)
         with self._transaction() as txn:
             try:
-                flow_uuids = self._children(book_path)
+                flow_uuids = _names(self._children(book_path))
             except NotFound:
                 raise NotFound(f"no logbook {book_uuid} to destroy") from None
             atom_lists = self._children_many([self._flow(u) for u in flow_uuids])
-            self._delete(book_path, txn)
-            for flow_uuid, atoms in zip(flow_uuids, atom_lists):
-                self._delete(self._flow(flow_uuid), txn)
-                for atom_uuid in atoms or ():
-                    self._delete(self._atom(atom_uuid), txn)
+            self._delete_book(book_path, flow_uuids, atom_lists, self._snapshot_ids(), txn)
+
+    def _delete_book(self, book_path: str, flow_uuids: list[str],
+                     atom_lists: list[list[str] | None], snapshot_ids: list[str],
+                     txn: Any) -> None:
+        """Delete a logbook, its flows and atoms (history included) and their snapshots."""
+        self._delete(book_path, txn)
+        for flow_uuid, atoms in zip(flow_uuids, atom_lists):
+            self._delete(self._flow(flow_uuid), txn)
+            for atom_uuid in _names(atoms):
+                self._delete(self._atom(atom_uuid), txn)
+            prefix = flow_uuid + "."
+            for sid in snapshot_ids:
+                if sid.startswith(prefix):
+                    self._delete(self._join(self.snapshot_path, sid), txn)
+                    self._delete(self._join(self.snapshot_data_path, sid), txn)
 
     def clear_all(self) -> None:
         with self._transaction() as txn:
-            for path in (self.book_path, self.flow_path, self.atom_path):
+            for path in (self.book_path, self.flow_path, self.atom_path, self.snapshot_path,
+                         self.snapshot_data_path):
                 for name in self._children(path) if self._exists(path) else ():
                     self._delete(self._join(path, name), txn)
         self.upgrade()
@@ -308,10 +373,10 @@ class PathBasedConnection(Connection, abc.ABC):
                 flows.append(self._build(serialization.load_flow, raw, path))
         if not lazy:
             children = self._children_many([self._flow(fd.uuid) for fd in flows])
-            all_atoms = self._load_atoms([u for names in children for u in names or ()])
+            all_atoms = self._load_atoms([u for names in children for u in _names(names)])
             by_uuid = {ad.uuid: ad for ad in all_atoms}
             for fd, names in zip(flows, children):
-                for name in names or ():
+                for name in _names(names):
                     ad = by_uuid.get(name)
                     if ad is not None:
                         fd._atomdetails_by_id[ad.uuid] = ad
@@ -319,7 +384,9 @@ class PathBasedConnection(Connection, abc.ABC):
 
     def _build(self, loader: Any, raw: tuple[bytes, int], path: str) -> Any:
         detail = loader(self._decode(raw, path), self._where(path))
-        detail.__dict__["_token"] = self._backend.token
+        d = detail.__dict__
+        d["_token"] = self._backend.token
+        d["_stored_state"] = d["state"] if "state" in d else None
         return detail
 
     def _load_books(self, book_uuids: Iterable[str], lazy: bool,
@@ -338,10 +405,11 @@ class PathBasedConnection(Connection, abc.ABC):
                 books.append(self._build(serialization.load_logbook, raw, path))
             if not lazy:
                 present = [names for raw, names in zip(raws, flow_lists) if raw is not None]
-                flows = self._load_flows([u for names in present for u in names or ()], lazy=False)
+                flows = self._load_flows([u for names in present for u in _names(names)],
+                                         lazy=False)
                 by_uuid = {fd.uuid: fd for fd in flows}
                 for book, names in zip(books, present):
-                    for name in names or ():
+                    for name in _names(names):
                         fd = by_uuid.get(name)
                         if fd is not None:
                             book._flowdetails_by_id[fd.uuid] = fd
@@ -355,7 +423,7 @@ class PathBasedConnection(Connection, abc.ABC):
     def get_logbooks(self, lazy: bool = False) -> Iterator[models.LogBook]:
         with self._reading():
             names = self._children(self.book_path) if self._exists(self.book_path) else []
-            books = self._load_books(names, lazy, missing_ok=True)
+            books = self._load_books(_names(names), lazy, missing_ok=True)
         return iter(books)
 
     def get_flows_for_book(self, book_uuid: str, lazy: bool = False) -> Iterator[models.FlowDetail]:
@@ -364,7 +432,7 @@ class PathBasedConnection(Connection, abc.ABC):
                 names = self._children(self._book(book_uuid))
             except NotFound:
                 raise NotFound(f"no logbook {book_uuid}") from None
-            return iter(self._load_flows(names, lazy))
+            return iter(self._load_flows(_names(names), lazy))
 
     def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> models.FlowDetail:
         with self._reading():
@@ -385,11 +453,12 @@ class PathBasedConnection(Connection, abc.ABC):
                 names = self._children(self._flow(fd_uuid))
             except NotFound:
                 raise NotFound(f"no flow detail {fd_uuid}") from None
-            return iter(self._load_atoms(names))
+            return iter(self._load_atoms(_names(names)))
 
     # -- maintenance -----------------------------------------------------
     def upgrade(self) -> None:
-        for path in (self.book_path, self.flow_path, self.atom_path):
+        for path in (self.book_path, self.flow_path, self.atom_path, self.snapshot_path,
+                     self.snapshot_data_path):
             self._ensure_dir(path)
 
     def validate(self) -> None:

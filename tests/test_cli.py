@@ -92,18 +92,22 @@ def test_ls_takes_the_uri_from_the_environment(store):
     assert len(json.loads(done.stdout)["logbooks"]) == 3
 
 
-def test_list_logbooks_uses_the_backend_listing_when_there_is_one():
+def test_list_logbooks_pages_and_counts_in_the_backend():
     calls = []
 
     class Listing:
         def list_logbooks(self, **kwargs):
-            calls.append(kwargs)
+            calls.append(("list", kwargs))
             return iter([LogBook("x")])
 
+        def count_logbooks(self, **kwargs):
+            calls.append(("count", kwargs))
+            return 11
+
     books, total = cli.list_logbooks(Listing(), name="x", limit=5, offset=10)
-    assert len(books) == 1 and total is None
-    assert calls == [{"name": "x", "updated_since": None, "updated_before": None,
-                      "limit": 5, "offset": 10}]
+    assert len(books) == 1 and total == 11
+    filters = {"name": "x", "updated_since": None, "updated_before": None}
+    assert calls == [("list", {**filters, "limit": 5, "offset": 10}), ("count", filters)]
 
 
 # -- show -------------------------------------------------------------------------

@@ -104,12 +104,15 @@ def _check_every_record_file(store: Path) -> set[Path]:
     for path in store.rglob("*"):
         if path.name.startswith(".tmp-"):
             temps.add(path)
-        elif path.name == ".record":
+        elif path.name == ".record" or path.name.startswith(".h-"):
             raw = path.read_bytes()
             header, sep, body = raw.partition(b"\n")
             assert sep and header.isdigit() and int(header) >= 1, f"torn header in {path}"
+            body, _, entry = body.partition(b"\n")   # the third line: its history entry
             try:
                 record = json.loads(body.decode("utf-8"))
+                if path.name.startswith(".h-"):
+                    assert json.loads(entry)["revision"] == int(header), path
             except ValueError as err:
                 raise AssertionError(f"torn record in {path}: {err}") from err
             assert isinstance(record, dict) and record["uuid"] == path.parent.name, path

@@ -14,6 +14,12 @@ Example configuration::
 
 ``path`` defaults to ``$XDG_DATA_HOME/persistence`` (``~/.local/share/persistence``).
 Each record file holds its revision on the first line and the JSON record after it.
+A write that records history puts its entry on a third line of the new record
+file, and after renaming it into place hard-links it as ``.h-<time>-<id>`` in
+the record's directory: no extra fsync (the one of the directory covers both
+names), at the price of disk space, since each entry keeps the whole record as
+that write left it.  A crash between the rename and the link loses that one
+entry; it never shows an entry for a write that did not happen.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ from typing import Any
 import cachetools
 import fasteners
 
+from .. import history
 from ..exceptions import ConfigurationError, NotFound, SerializationError, StorageFailure
 from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
+from ..path_lifecycle import HISTORY_PREFIX
 
 __all__ = ["DirBackend", "DirConnection", "default_path"]
 
@@ -69,7 +77,7 @@ class _Lock:
 class DirBackend(PathBasedBackend):
     """A durable backend storing each record as a file under ``path``."""
 
-    OPTIONS = {"path": str, "max_cache_size": int}
+    OPTIONS = {"path": str, "max_cache_size": int, "history": bool}
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         conf = dict(conf or {})
@@ -148,7 +156,8 @@ class DirConnection(PathBasedConnection):
         if not sep or not header.isdigit():
             raise SerializationError(f"record file {file} is corrupt or truncated "
                                      f"(no revision header)")
-        value = (data, int(header))
+        # A JSON record holds no raw newline: a third line is its history entry.
+        value = (data.partition(b"\n")[0], int(header))
         if self._cache is not None:
             with self._cache_lock:
                 self._cache[file] = (key, value)
@@ -186,6 +195,41 @@ class DirConnection(PathBasedConnection):
 
     def _link(self, path: str, txn: _Transaction) -> None:
         txn.ops.append(("link", path, None))
+
+    # -- history entries: plain files beside the record file ---------------
+    def _append(self, record_path: str, fields: dict[str, Any], revision: Any,
+                txn: _Transaction) -> None:
+        name = HISTORY_PREFIX + history.entry_name(fields["at_ns"])
+        entry = history.encode_entry(fields, revision if isinstance(revision, int) else None)
+        op, path, data = txn.ops[-1]
+        if op == "write" and path == record_path:   # always so: the core logs right after
+            txn.ops[-1] = ("logged", path, (data + b"\n" + entry, name))
+        else:
+            txn.ops.append(("append", self._join(record_path, name), entry))
+
+    def _history_names(self, record_paths: list[str]) -> list[list[str]]:
+        out = []
+        for path in record_paths:
+            try:
+                with os.scandir(self._fs(path)) as it:
+                    out.append(sorted(e.name for e in it if e.name.startswith(HISTORY_PREFIX)))
+            except (FileNotFoundError, NotADirectoryError):
+                out.append([])
+            except OSError as err:
+                raise StorageFailure(f"cannot list {self._fs(path)}: {err.strerror}") from err
+        return out
+
+    def _read_entries(self, paths: list[str]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for path in paths:
+            try:
+                with open(self._fs(path), "rb") as fh:
+                    out.append(_last_line(fh))
+            except FileNotFoundError:
+                out.append(None)
+            except OSError as err:
+                raise StorageFailure(f"cannot read {self._fs(path)}: {err.strerror}") from err
+        return out
 
     def _delete(self, path: str, txn: _Transaction) -> None:
         txn.ops.append(("delete", path, None))
@@ -244,19 +288,18 @@ class _Transaction:
         for op, path, data in self.ops:
             target = conn._fs(path)
             parent = os.path.dirname(target)
-            if op == "write":
+            if op == "write" or op == "logged":
                 if not os.path.isdir(target):
                     os.makedirs(target, exist_ok=True)
                     dirty_dirs.add(parent)
-                tmp = os.path.join(target, f".tmp-{_uuid.uuid4().hex}")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                try:
-                    os.write(fd, data)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, os.path.join(target, _RECORD))
+                record = os.path.join(target, _RECORD)
+                _write_file(target, record, data if op == "write" else data[0])
+                if op == "logged":   # the entry: the file just written, under its name
+                    os.link(record, os.path.join(target, data[1]))
                 dirty_dirs.add(target)
+            elif op == "append":   # an entry without its record (not used by the core)
+                _write_file(parent, target, data)
+                dirty_dirs.add(parent)
             elif op == "link":
                 if not os.path.exists(target):
                     os.makedirs(parent, exist_ok=True)
@@ -268,6 +311,32 @@ class _Transaction:
         for directory in dirty_dirs:
             if os.path.isdir(directory):
                 _fsync_dir(directory)
+
+
+def _write_file(directory: str, final: str, data: bytes) -> None:
+    """Write ``data`` to a temporary file in ``directory``, fsync it, rename it to ``final``."""
+    tmp = os.path.join(directory, f".tmp-{_uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+
+
+def _last_line(fh: Any) -> bytes:
+    """The last line of a file (an entry file: record header, record, entry)."""
+    size = fh.seek(0, os.SEEK_END)
+    chunk = 8192
+    while True:
+        start = max(0, size - chunk)
+        fh.seek(start)
+        tail = fh.read()
+        cut = tail.rfind(b"\n")
+        if cut >= 0 or start == 0:
+            return tail[cut + 1:]
+        chunk *= 8
 
 
 def _remove_tree(path: str) -> None:

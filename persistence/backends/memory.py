@@ -18,9 +18,11 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
+from .. import history
 from .._rwlock import ReaderWriterLock
 from ..exceptions import NotFound
 from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
+from ..path_lifecycle import HISTORY_PREFIX
 
 __all__ = ["FakeFilesystem", "MemoryBackend", "MemoryConnection"]
 
@@ -217,6 +219,27 @@ class MemoryConnection(PathBasedConnection):
                                      expected_revision=expected_revision)
             self._fs._set(path, data, revision)
         return revision
+
+    def _write_single_logged(self, path: str, data: bytes, expected_revision: int | None,
+                             log: Any) -> int:
+        with self._fs.lock.write_lock():
+            node = self._fs._nodes.get(path)
+            revision = next_revision(path, 0 if node is None else node[1], create=False,
+                                     expected_revision=expected_revision)
+            txn = _Transaction()
+            log(revision, txn)
+            self._fs._set(path, data, revision)
+            for op, *args in txn.ops:
+                op(*args)
+        return revision
+
+    def _append(self, record_path: str, fields: dict[str, Any], revision: Any,
+                txn: _Transaction) -> None:
+        # Kept as the dict itself: it is built for this entry only and never
+        # handed out (readers get a HistoryEntry built from it).
+        fields["revision"] = revision
+        txn.ops.append((self._fs._set, f"{record_path}/{HISTORY_PREFIX}"
+                        f"{history.entry_name(fields['at_ns'])}", fields, 1))
 
     def _link(self, path: str, txn: _Transaction) -> None:
         txn.ops.append((self._fs._ensure, path))
