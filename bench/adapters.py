@@ -19,6 +19,7 @@ __all__ = ["load", "versions"]
 class _Api:
     impl = ""
     version = ""
+    location = ""
     models: Any = None
     states: Any = None
     policies: tuple[str, ...] = ()
@@ -55,6 +56,7 @@ class PersistenceApi(_Api):
         import persistence
         from persistence import models, states
         self.version = persistence.__version__
+        self.location = persistence.__file__
         self.models, self.states = models, states
         self._persistence = persistence
 
@@ -86,9 +88,11 @@ class TaskFlowApi(_Api):
     def __init__(self) -> None:
         import importlib.metadata
 
+        import taskflow
         from taskflow import states
         from taskflow.persistence import backends, models
         self.version = importlib.metadata.version("taskflow")
+        self.location = taskflow.__file__
         self.models, self.states = models, states
         self._backends = backends
 

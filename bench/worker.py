@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         api = adapters.load(args.impl)
-        doc["version"] = api.version
+        doc["version"], doc["location"] = api.version, api.location
         doc["drivers"] = adapters.versions()
         backend = api.open_backend(json.loads(args.conf))
     except Exception as err:
