@@ -51,9 +51,6 @@ CREATED, SKIPPED, REPLACED = "created", "skipped", "replaced"
 #: ``progress(stage, done, total)``: called after every logbook of a stage.
 Progress = Callable[[str, int, int], None]
 
-_PAGE = 500
-
-
 class VerificationFailed(StorageFailure):
     """The destination does not hold what was copied into it."""
 
@@ -85,24 +82,16 @@ class MigrationReport:
         return {**dataclasses.asdict(self), "copied": self.copied}
 
 
-def logbook_uuids(conn: Connection, page_size: int = _PAGE) -> Iterator[str]:
+def logbook_uuids(conn: Connection) -> Iterator[str]:
     """The uuids of every logbook in ``conn``, without loading their flows.
 
-    The one place that lists a backend: it pages with ``list_logbooks`` on
-    backends that have it, and falls back to ``get_logbooks(lazy=True)``.
+    One pass over ``get_logbooks(lazy=True)``: a snapshot of what to copy in
+    O(logbooks) reads.  (Paging ``list_logbooks`` by offset would list the
+    store again for every page on backends that cannot page, and newest-first
+    pages shift — skipping or repeating logbooks — while the source is written.)
     """
-    lister = getattr(conn, "list_logbooks", None)
-    if lister is None:
-        for book in conn.get_logbooks(lazy=True):
-            yield book.uuid
-        return
-    offset = 0
-    while True:
-        page = [book.uuid for book in lister(limit=page_size, offset=offset)]
-        yield from page
-        if len(page) < page_size:
-            return
-        offset += len(page)
+    for book in conn.get_logbooks(lazy=True):
+        yield book.uuid
 
 
 def select_logbooks(conn: Connection, logbooks: Iterable[str] | None) -> list[str]:

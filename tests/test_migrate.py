@@ -114,19 +114,3 @@ def test_progress_is_reported_per_logbook(two_memories):
     seen = []
     mig.migrate(src, dst, progress=lambda stage, done, total: seen.append((stage, done, total)))
     assert seen == [("copy", i, 4) for i in range(1, 5)] + [("verify", i, 4) for i in range(1, 5)]
-
-
-def test_logbook_uuids_pages_with_list_logbooks_when_the_backend_has_it(two_memories):
-    src, _ = two_memories
-    uuids = [new_uuid() for _ in range(7)]
-
-    class Paged:
-        calls = []
-
-        def list_logbooks(self, limit, offset):
-            self.calls.append((limit, offset))
-            return [persistence.LogBook("x", uuid=u) for u in uuids[offset:offset + limit]]
-
-    paged = Paged()
-    assert list(mig.logbook_uuids(paged, page_size=3)) == uuids
-    assert paged.calls == [(3, 0), (3, 3), (3, 6)]

@@ -29,6 +29,12 @@ from typing import Any
 import redis
 
 from persistence.base import translate_errors
+
+try:
+    from persistence.base import store_token
+except ImportError:  # a persistence from before store tokens: one token per instance
+    def store_token(identity: str | None) -> object:
+        return object()
 from persistence.exceptions import ConfigurationError, Conflict, NotFound
 from persistence.path_based import PathBasedBackend, PathBasedConnection, next_revision
 
@@ -73,6 +79,11 @@ class RedisBackend(PathBasedBackend):
                 socket_connect_timeout=self._options.get("socket_timeout", 10.0))
             self._owns_client = True
             self.where = f"redis at {host}:{port}"
+        # Backends of this process naming the same keys share the token, so a
+        # record loaded through one is written conditionally through another.
+        kwargs = self.client.connection_pool.connection_kwargs
+        self.token = store_token(f"redis:{kwargs.get('host')}:{kwargs.get('port')}/"
+                                 f"{kwargs.get('db', 0)}/{self.prefix}")
 
     def get_connection(self) -> RedisConnection:
         return RedisConnection(self)
