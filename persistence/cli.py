@@ -6,15 +6,20 @@ subparsers, adds its parser with :func:`add_parser` (which gives it
 ``main`` dispatches.  A subcommand needing a backend takes the URI as an
 argument or from ``PERSISTENCE_URI`` (:func:`add_uri`) and opens it with
 :func:`connect`.  A new subcommand over a Connection method is therefore one
-function, e.g.::
+registration and one handler, e.g.::
 
     @command
     def _summary_command(subparsers):
         parser = add_parser(subparsers, "summary", help="atom counts by state of a flow")
         add_uri(parser)
         parser.add_argument("flow", metavar="FLOW_UUID")
-        parser.set_defaults(handler=lambda args, out: _print(
-            args, out, connect_and(args, lambda conn: conn.summary(args.flow))))
+        parser.set_defaults(handler=_summary)
+
+    def _summary(args, out):
+        with connect(args.uri) as conn:
+            summary = conn.summary(args.flow)
+        out.json(summary) if args.json else out.table("Atoms by state", ...)
+        return OK
 
 Errors are one line on stderr naming the subcommand (``--debug`` adds the
 traceback), passwords masked; exit codes: 0 done, 1 a check found problems,
