@@ -26,12 +26,19 @@ def _count(statement_log, fn) -> int:
     return len(statements)
 
 
-def test_save_new_book_is_three_probes_and_three_bulk_inserts(conn, statement_log):
+def _probes_first(backend) -> bool:
+    """MySQL has no INSERT … ON CONFLICT DO NOTHING: new rows are probed for first."""
+    return backend.engine.dialect.name in ("mysql", "mariadb")
+
+
+def test_save_new_book_is_three_bulk_inserts(conn, statement_log, sql_backend):
     book = make_book(flows=4, atoms=25)
     with statement_log.counting() as statements:
         conn.save_logbook(book)
     kinds = [s.split()[0].upper() for s in statements]
-    assert kinds.count("SELECT") == 3 and kinds.count("INSERT") == 3, statements
+    probes = 3 if _probes_first(sql_backend) else 0
+    assert kinds.count("INSERT") == 3 and kinds.count("SELECT") == probes, statements
+    assert len(kinds) == 3 + probes
 
 
 def test_save_again_unchanged_writes_book_and_flows_only(conn, statement_log):
@@ -63,7 +70,25 @@ def test_update_atom_details_of_a_record_from_elsewhere_is_probe_and_update(
     assert stranger.revision == original.revision + 1
 
 
-def test_update_flow_details_writes_only_what_changed(conn, statement_log):
+def test_saving_over_records_from_elsewhere_overwrites_them(conn, statement_log, sql_backend):
+    book = make_book(flows=2, atoms=3)
+    conn.save_logbook(book)
+    copy = make_book(flows=0)  # the same uuids, never loaded: create-or-overwrite
+    copy.uuid = book.uuid
+    for fd in book:
+        clone = FlowDetail(fd.name, fd.uuid)
+        for ad in fd:
+            clone.add(TaskDetail(ad.name, ad.uuid))
+        copy.add(clone)
+    with statement_log.counting() as statements:
+        conn.save_logbook(copy)
+    # per table: [insert-if-absent,] probe of the existing, update
+    assert len(statements) == (6 if _probes_first(sql_backend) else 9)
+    assert copy.revision == 2 and all(ad.revision == 2 for fd in copy for ad in fd)
+    assert conn.get_logbook(book.uuid).revision == 2
+
+
+def test_update_flow_details_writes_only_what_changed(conn, statement_log, sql_backend):
     book = LogBook("big")
     fd = FlowDetail("flow", new_uuid())
     for i in range(500):
@@ -82,7 +107,8 @@ def test_update_flow_details_writes_only_what_changed(conn, statement_log):
     assert _count(statement_log, lambda: conn.update_flow_details(fd)) == 2  # flow + 1 executemany
 
     fd.add(TaskDetail("new", new_uuid()))
-    assert _count(statement_log, lambda: conn.update_flow_details(fd)) == 3  # flow, probe, insert
+    new_atom = 3 if _probes_first(sql_backend) else 2  # flow, [probe,] insert
+    assert _count(statement_log, lambda: conn.update_flow_details(fd)) == new_atom
 
 
 @pytest.mark.parametrize("flows,atoms", [(1, 2), (6, 40)])

@@ -28,7 +28,7 @@ from ...exceptions import ConfigurationError
 from ...uri import mask_password
 from . import config
 from .errors import Transient
-from .statements import ATOMS, RawStatement
+from .statements import RawStatement
 
 __all__ = ["SQLAlchemyBackend"]
 
@@ -100,11 +100,7 @@ class SQLAlchemyBackend(Backend):
                       f"{mask_password(url.render_as_string(hide_password=True))}")
         self.server = (f"{url.host}:{url.port or self._default_port()}"
                        if url.host else None)
-        try:
-            self.raw_atom_update: RawStatement | None = RawStatement(
-                ATOMS.update_keep_parent, self._engine.dialect)
-        except TypeError:  # a dialect whose parameters need conversion
-            self.raw_atom_update = None
+        self._raw: dict[Any, RawStatement | None] = {}
         self._closed = False
 
     @classmethod
@@ -146,6 +142,19 @@ class SQLAlchemyBackend(Backend):
     @property
     def owns_engine(self) -> bool:
         return self._owns_engine
+
+    def raw(self, statement: Any) -> RawStatement | None:
+        """``statement`` compiled for this engine's dialect, or None where its
+        parameters need SQLAlchemy's type conversion."""
+        try:
+            return self._raw[statement]
+        except KeyError:
+            try:
+                raw = RawStatement(statement, self._engine.dialect)
+            except TypeError:
+                raw = None
+            self._raw[statement] = raw
+            return raw
 
     def new_txn_id(self) -> str:
         """A unique id for one write transaction (all its retries share it)."""

@@ -17,7 +17,7 @@ from ... import models, serialization
 from ...exceptions import SerializationError
 from ...path_based import check_component
 
-__all__ = ["book_params", "flow_params", "atom_params", "split_large", "load_book",
+__all__ = ["book_params", "flow_params", "atom_params", "split_large", "too_large", "load_book",
            "load_flow", "load_atom", "join_chunks", "LARGE_FIELDS"]
 
 #: Atom columns that may hold values of any size.
@@ -77,16 +77,25 @@ def atom_params(atom: models.AtomDetail, parent_uuid: str | None, txn: str) -> d
     }
 
 
+def too_large(params: dict[str, Any], limit: int | None) -> bool:
+    """Whether :func:`split_large` would move anything out of the row."""
+    if limit is None:
+        return False
+    sizes = [len(params[f"v_{f}"]) for f in LARGE_FIELDS if params[f"v_{f}"] is not None]
+    if sum(sizes) * 4 <= limit:  # UTF-8: at most 4 bytes per character
+        return False
+    return sum(len(params[f"v_{f}"].encode("utf-8")) for f in LARGE_FIELDS
+               if params[f"v_{f}"] is not None) > limit
+
+
 def split_large(params: dict[str, Any], limit: int | None,
                 chunk_size: int) -> list[dict[str, Any]]:
     """Move the largest values of an atom's ``params`` to chunk rows until the
     rest fits in ``limit`` bytes; return those rows (empty when all fit)."""
-    if limit is None:
+    if not too_large(params, limit):
         return []
-    sizes = {f: len(params[f"v_{f}"]) for f in LARGE_FIELDS if params[f"v_{f}"] is not None}
-    if sum(sizes.values()) * 4 <= limit:  # UTF-8: at most 4 bytes per character
-        return []
-    encoded = {f: params[f"v_{f}"].encode("utf-8") for f in sizes}
+    encoded = {f: params[f"v_{f}"].encode("utf-8") for f in LARGE_FIELDS
+               if params[f"v_{f}"] is not None}
     total = sum(len(b) for b in encoded.values())
     rows: list[dict[str, Any]] = []
     moved = []
@@ -127,7 +136,13 @@ def _where(table: str, uuid: Any, column: str | None = None) -> str:
 def _load_json(value: Any, table: str, uuid: Any, column: str) -> Any:
     if value is None:
         return None
-    return _loads(value, _where(table, uuid, column))
+    if value == "{}":
+        return {}
+    try:
+        return _loads(value, table)
+    except SerializationError as err:  # name the row only when it is needed
+        raise SerializationError(f"stored data in {_where(table, uuid, column)} is corrupt "
+                                 f"or truncated: {err.__cause__}") from err.__cause__
 
 
 def load_book(row: Sequence[Any]) -> models.LogBook:

@@ -108,12 +108,12 @@ class SQLConnection(Connection):
 
         def body(conn: sa.Connection, txn: str) -> None:
             self._retxn(everything, txn)
-            write_rows(conn, BOOKS, [book_row], txn, create=True)
+            write_rows(self._session, conn, BOOKS, [book_row], txn, create=True)
             if flow_rows:
-                write_rows(conn, FLOWS, flow_rows, txn, create=True)
+                write_rows(self._session, conn, FLOWS, flow_rows, txn, create=True)
             if atom_rows:
-                write_rows(conn, ATOMS, atom_rows, txn, create=True)
-                write_chunks(conn, atom_rows)
+                write_rows(self._session, conn, ATOMS, atom_rows, txn, create=True)
+                write_chunks(self._session, conn, atom_rows)
 
         self._session.write(f"save logbook {book.name!r} ({book.uuid})",
                             (BOOKS, book.uuid), body)
@@ -126,10 +126,10 @@ class SQLConnection(Connection):
 
         def body(conn: sa.Connection, txn: str) -> None:
             self._retxn([flow_row, *atom_rows], txn)
-            write_rows(conn, FLOWS, [flow_row], txn, create=False, keep_parent=True)
+            write_rows(self._session, conn, FLOWS, [flow_row], txn, create=False, keep_parent=True)
             if atom_rows:
-                write_rows(conn, ATOMS, atom_rows, txn, create=True)
-                write_chunks(conn, atom_rows)
+                write_rows(self._session, conn, ATOMS, atom_rows, txn, create=True)
+                write_chunks(self._session, conn, atom_rows)
 
         self._session.write(f"update flow detail {flow_detail.name!r} ({flow_detail.uuid})",
                             (FLOWS, flow_detail.uuid), body)
@@ -137,51 +137,40 @@ class SQLConnection(Connection):
         return flow_detail
 
     def update_atom_details(self, atom_detail: models.AtomDetail) -> models.AtomDetail:
-        row = self._atom_row(atom_detail, None, "")
-        if row.expected is None or row.chunks or row.old_chunked:
-            return self._update_atom_slow(row)
-        session = self._session
-        params = row.params
-        txn = params["v_txn"] = self._backend.new_txn_id()
-        seen = row.expected
+        d = atom_detail.__dict__
+        seen = d["_revision"]
+        backend = self._backend
+        params = codec.atom_params(atom_detail, None, backend.new_txn_id())
+        if (d.get("_token") is not self._token or seen is None or d.get("_sql_chunked")
+                or codec.too_large(params, backend.max_inline_size)):
+            return self._update_atom_slow(atom_detail, params)
+        # The hot path: one conditional UPDATE, its own transaction, no read first.
         params["w_seen"] = seen
         params["v_revision"] = seen + 1
-        raw = self._backend.raw_atom_update
-        statement = ATOMS.update_keep_parent
-        pending = []
-
-        def op(conn: sa.Connection) -> None:
-            if pending and session.committed(conn, (ATOMS, atom_detail.uuid), txn):
-                return
-            rowcount, commit = session.execute_raw(conn, raw, statement, params)
-            if rowcount == 1:
-                pending.append(True)
-                commit()
-                return
-            commit()  # nothing was written; end the transaction
-            try:
-                hit = conn.execute(ATOMS.diagnose, {"uuids": [atom_detail.uuid]}).first()
-            finally:
-                conn.rollback()
-            if hit is None:
-                raise NotFound(f"atom detail {atom_detail.uuid} was never saved: save the "
-                               f"flow detail (or logbook) that contains it first")
-            if hit.txn == txn:  # an earlier attempt committed after all
-                return
-            raise conflict("atomdetails", atom_detail, seen, hit.revision)
-
-        session.run(f"update atom detail {atom_detail.name!r} ({atom_detail.uuid})", op)
-        row.revision = seen + 1
-        self._mark([row])
+        self._session.update_row(
+            lambda: f"update atom detail {atom_detail.name!r} ({atom_detail.uuid})",
+            ATOMS.update_keep_parent, params,
+            lambda hit: self._atom_miss(atom_detail, seen, hit), (ATOMS, atom_detail.uuid))
+        atom_detail._mark_saved(seen + 1)
         return atom_detail
 
-    def _update_atom_slow(self, row: RowWrite) -> models.AtomDetail:
-        ad = row.detail
+    @staticmethod
+    def _atom_miss(atom_detail: models.AtomDetail, seen: int, hit: Any) -> Exception:
+        if hit is None:
+            return NotFound(f"atom detail {atom_detail.uuid} was never saved: save the "
+                            f"flow detail (or logbook) that contains it first")
+        return conflict("atomdetails", atom_detail, seen, hit.revision)
+
+    def _update_atom_slow(self, ad: models.AtomDetail,
+                          params: dict[str, Any]) -> models.AtomDetail:
+        chunks = codec.split_large(params, self._backend.max_inline_size,
+                                   self._backend.chunk_size)
+        row = self._row(ad, params, chunks)
 
         def body(conn: sa.Connection, txn: str) -> None:
             self._retxn([row], txn)
-            write_rows(conn, ATOMS, [row], txn, create=False, keep_parent=True)
-            write_chunks(conn, [row])
+            write_rows(self._session, conn, ATOMS, [row], txn, create=False, keep_parent=True)
+            write_chunks(self._session, conn, [row])
 
         self._session.write(f"update atom detail {ad.name!r} ({ad.uuid})", (ATOMS, ad.uuid),
                             body)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ...exceptions import PersistenceError, StorageFailure
 from .errors import AlreadyApplied, Transient, describe, is_disconnect, is_transient
-from .statements import RawStatement, TableStatements
+from .statements import TableStatements
 
 if TYPE_CHECKING:
     from .backend import SQLAlchemyBackend
@@ -101,12 +101,17 @@ class Session:
                 or getattr(self.dialect, "_has_events", True) or getattr(conn, "_echo", True))
 
     # -- running operations -------------------------------------------------
-    def run(self, what: str, op: Callable[[sa.Connection], T]) -> T:
-        """Run ``op(connection)``; retry it on transient failures; translate errors."""
+    def run(self, what: str | Callable[[], str], op: Callable[[sa.Connection], T]) -> T:
+        """Run ``op(connection)``; retry it on transient failures; translate errors.
+
+        ``what`` describes the operation for messages (a callable: only built when
+        a message is).
+        """
         with self.lock:
             try:
                 return self._attempt(op, what)
             except Transient as first:
+                what = what() if callable(what) else what
                 LOG.info("Retrying to %s after a transient failure: %s", what,
                          describe(first.err, self._secret))
             try:
@@ -117,7 +122,7 @@ class Session:
             except Transient as last:
                 raise self.failure(what, last.err, gave_up=True) from last.err
 
-    def _attempt(self, op: Callable[[sa.Connection], T], what: str) -> T:
+    def _attempt(self, op: Callable[[sa.Connection], T], what: str | Callable[[], str]) -> T:
         try:
             return op(self.connection())
         except (PersistenceError, Transient):
@@ -127,7 +132,7 @@ class Session:
                 self.discard(err)
                 raise Transient(err) from err
             self.rollback()
-            raise self.failure(what, err) from err
+            raise self.failure(what() if callable(what) else what, err) from err
 
     @property
     def _secret(self) -> str | None:
@@ -185,6 +190,8 @@ class Session:
                 return pending[0]
             if self.sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif not conn.in_transaction():
+                conn.begin()  # so that commit() below commits what runs on the raw cursor
             try:
                 result = body(conn, txn)
             except AlreadyApplied:
@@ -201,6 +208,40 @@ class Session:
             return result
         return self.run(what, op)
 
+    def update_row(self, what: Callable[[], str], statement: sa.Executable,
+                   params: dict[str, Any],
+                   miss: Callable[[Any], Exception],
+                   check: tuple[TableStatements, str]) -> None:
+        """Run a conditional single-row UPDATE (its own transaction): the hot path.
+
+        When it matches no row, the row's current (revision, txn) is read:
+        ``miss(row or None)`` is raised, unless an earlier attempt of this very
+        write is what changed it.
+        """
+        txn = params["v_txn"]
+        pending = False
+
+        def op(conn: sa.Connection) -> None:
+            nonlocal pending
+            if pending and self.committed(conn, check, txn):
+                return
+            rowcount, commit = self.execute_raw(conn, statement, params)
+            if rowcount == 1:
+                pending = True
+                commit()
+                return
+            commit()  # nothing was written; end the transaction
+            statements, uuid = check
+            try:
+                hit = conn.execute(statements.diagnose, {"uuids": [uuid]}).first()
+            finally:
+                conn.rollback()
+            if hit is not None and hit.txn == txn:
+                return  # an earlier attempt committed after all
+            raise miss(hit)
+
+        self.run(what, op)
+
     def committed(self, conn: sa.Connection, check: tuple[TableStatements, str],
                   txn: str) -> bool:
         """Whether transaction ``txn`` is the last one that wrote the ``check`` row."""
@@ -211,11 +252,28 @@ class Session:
             conn.rollback()
         return found == txn
 
-    def execute_raw(self, conn: sa.Connection, raw: RawStatement | None,
-                    statement: sa.Executable,
+    def executemany(self, conn: sa.Connection, statement: sa.Executable,
+                    params: list[dict[str, Any]]) -> int:
+        """Run ``statement`` once per parameter set (one executemany); return the
+        rows matched.  Skips SQLAlchemy's per-row work when nobody listens."""
+        raw = self.backend.raw(statement)
+        if raw is None:
+            return conn.execute(statement, params).rowcount
+        args = [raw.params(p) for p in params]
+        if self.instrumented(conn):
+            return conn.exec_driver_sql(raw.sql, args if len(args) > 1 else args[0]).rowcount
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.executemany(raw.sql, args)
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
+    def execute_raw(self, conn: sa.Connection, statement: sa.Executable,
                     params: dict[str, Any]) -> tuple[int, Callable[[], None]]:
-        """Run ``statement`` (compiled as ``raw``) on the DBAPI cursor when nobody
+        """Run ``statement`` as its own transaction on the DBAPI cursor when nobody
         listens to statements; return (rowcount, commit function)."""
+        raw = self.backend.raw(statement)
         if raw is None:
             return conn.execute(statement, params).rowcount, conn.commit
         if self.instrumented(conn):

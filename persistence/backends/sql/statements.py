@@ -54,6 +54,8 @@ class TableStatements:
             insert_values.update(created_at=utc_now(), updated_at=utc_now())
             update_values.update(updated_at=utc_now())
         self.insert = sa.insert(table).values(insert_values)
+        self._insert_values = insert_values
+        self._if_absent: dict[str, sa.Insert | None] = {}
         where = (c.uuid == sa.bindparam("v_uuid"), c.revision == sa.bindparam("w_seen"))
         self.update = sa.update(table).values(update_values).where(*where)
         #: The same, leaving parent_uuid as it is (the caller does not know it).
@@ -73,6 +75,26 @@ class TableStatements:
         self.by_uuid = self.select.where(c.uuid == sa.bindparam("uuid"))
         self.exists = sa.select(c.uuid).where(c.uuid == sa.bindparam("uuid"))
         self.delete_all = sa.delete(table)
+
+    def insert_if_absent(self, dialect_name: str) -> sa.Insert | None:
+        """INSERT … ON CONFLICT (uuid) DO NOTHING where the database has it (sqlite,
+        PostgreSQL): its rowcount says how many rows were new.  None elsewhere
+        (MySQL's equivalents also swallow other errors or count differently)."""
+        try:
+            return self._if_absent[dialect_name]
+        except KeyError:
+            pass
+        if dialect_name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect_name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            insert = None
+        statement = (insert(self.table).values(self._insert_values)
+                     .on_conflict_do_nothing(index_elements=["uuid"])
+                     .execution_options(preserve_rowcount=True) if insert else None)
+        self._if_absent[dialect_name] = statement
+        return statement
 
 
 BOOKS = TableStatements(logbooks, _BOOK_DATA, BOOK_COLUMNS, server_times=False)
@@ -127,9 +149,13 @@ class RawStatement:
                 raise TypeError(f"parameter {name!r} needs conversion; not a raw statement")
         self.sql = compiled.string
         #: values (a dict) → the parameters in the form the driver expects.
-        self.params: Callable[[Mapping[str, Any]], Any] = (
-            operator.itemgetter(*compiled.positiontup) if dialect.positional
-            else _same)
+        names = tuple(compiled.positiontup or ())
+        if not dialect.positional:
+            self.params: Callable[[Mapping[str, Any]], Any] = _same
+        elif len(names) > 1:
+            self.params = operator.itemgetter(*names)
+        else:  # itemgetter of one name returns the value, not a 1-tuple
+            self.params = lambda values: tuple(values[n] for n in names)
 
 
 def _same(values: Mapping[str, Any]) -> Mapping[str, Any]:

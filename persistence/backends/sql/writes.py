@@ -10,7 +10,7 @@ one executemany INSERT.  Chunk rows of large atom values follow their atom.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -18,6 +18,9 @@ from ... import models
 from ...exceptions import Conflict, NotFound, StorageFailure
 from .errors import AlreadyApplied, Transient
 from .statements import CHUNKS, TableStatements
+
+if TYPE_CHECKING:
+    from .session import Session
 
 __all__ = ["RowWrite", "write_rows", "write_chunks", "check_unique", "batches", "BATCH"]
 
@@ -72,14 +75,16 @@ def check_unique(rows: list[RowWrite], kind: str) -> None:
         raise ValueError(f"{kind} {twice} appears twice in one save")
 
 
-def write_rows(conn: sa.Connection, st: TableStatements, rows: list[RowWrite], txn: str,
-               create: bool, keep_parent: bool = False) -> None:
+def write_rows(session: Session, conn: sa.Connection, st: TableStatements,
+               rows: list[RowWrite], txn: str, create: bool, keep_parent: bool = False) -> None:
     """Write ``rows``; set each one's new ``revision``.  Raises Conflict or NotFound
     (the caller's transaction is then rolled back), AlreadyApplied if ``txn`` already
     wrote one of them.  ``keep_parent``: existing rows keep their parent_uuid."""
     table = st.table.name
     inserts: list[RowWrite] = []
     unknown = [r for r in rows if r.expected is None]
+    if unknown and create:
+        unknown = _insert_new(session, conn, st, unknown, txn)
     if unknown:
         found = _lookup(conn, st.probe, [r.params["v_uuid"] for r in unknown])
         for r in unknown:
@@ -100,18 +105,49 @@ def write_rows(conn: sa.Connection, st: TableStatements, rows: list[RowWrite], t
             r.revision = r.params["v_revision"] = r.expected + 1
             r.params["w_seen"] = r.expected
         update = st.update_keep_parent if keep_parent else st.update
-        result = conn.execute(update, [r.params for r in updates])
-        if result.rowcount != len(updates):
+        if session.executemany(conn, update, [r.params for r in updates]) != len(updates):
             _diagnose(conn, st, updates, txn, create)
     if inserts:
         for r in inserts:
             r.revision = r.params["v_revision"] = 1
         try:
-            conn.execute(st.insert, [r.params for r in inserts])
-        except sa.exc.IntegrityError as err:
+            session.executemany(conn, st.insert, [r.params for r in inserts])
+        except (sa.exc.IntegrityError, session.dialect.loaded_dbapi.IntegrityError) as err:
             # Another writer created one of these rows after our probe (the probe
             # cannot lock a row that does not exist yet): try again, as an update.
             raise Transient(err) from err
+
+
+def _insert_new(session: Session, conn: sa.Connection, st: TableStatements,
+                rows: list[RowWrite], txn: str) -> list[RowWrite]:
+    """Insert the rows that do not exist yet, without a probe first, where the
+    database can; return the rows still to be probed (all of them elsewhere).
+
+    Rows that existed get the revision they are at as ``expected``, for the
+    caller's conditional update.  A new book is then just its bulk inserts.
+    """
+    statement = st.insert_if_absent(session.dialect.name)
+    if statement is None:
+        return rows  # probe first
+    for r in rows:
+        r.params["v_revision"] = 1
+    inserted = session.executemany(conn, statement, [r.params for r in rows])
+    if inserted != len(rows):
+        found = _lookup(conn, st.probe, [r.params["v_uuid"] for r in rows])
+        for r in rows:
+            hit = found.get(r.params["v_uuid"])
+            if hit is None:  # deleted by another writer since it blocked our insert
+                raise Transient(StorageFailure(f"{st.table.name} {r.params['v_uuid']} was "
+                                               f"deleted while it was being saved"))
+            if hit.txn != txn:  # it existed: update it at the revision it is at
+                r.expected = hit.revision
+                r.old_chunked = hit.chunked if len(hit) > 3 else None
+            elif hit.revision != 1:  # an earlier attempt of this write updated it
+                raise AlreadyApplied()
+    for r in rows:
+        if r.expected is None:
+            r.revision = 1  # inserted just now
+    return []
 
 
 def _diagnose(conn: sa.Connection, st: TableStatements, updates: list[RowWrite],
@@ -144,11 +180,11 @@ def conflict(table: str, detail: models._Record, expected: int, found: int) -> C
                     record=f"{table} {detail.uuid}", expected=expected, found=found)
 
 
-def write_chunks(conn: sa.Connection, atoms: list[RowWrite]) -> None:
+def write_chunks(session: Session, conn: sa.Connection, atoms: list[RowWrite]) -> None:
     """Replace the chunk rows of ``atoms`` that had or now have large values."""
     stale = [r.params["v_uuid"] for r in atoms if r.old_chunked]
     for batch in batches(stale):
         conn.execute(CHUNKS.delete, {"uuids": list(batch)})
     new = [chunk for r in atoms for chunk in r.chunks]
     if new:
-        conn.execute(CHUNKS.insert, new)
+        session.executemany(conn, CHUNKS.insert, new)
