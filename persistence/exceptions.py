@@ -20,6 +20,7 @@ __all__ = [
     "MissingDependency",
     "DisallowedAccess",
     "AmbiguousName",
+    "FingerprintError",
 ]
 
 
@@ -88,3 +89,14 @@ class AmbiguousName(PersistenceError, LookupError):
         super().__init__(message)
         self.name = name
         self.providers = providers
+
+
+class FingerprintError(PersistenceError, TypeError):
+    """An atom's arguments cannot be fingerprinted (to tell later whether its result
+    went stale): ``argument`` names the one whose value is not JSON-serializable."""
+
+    def __init__(self, message: str, *, argument: str | None = None,
+                 atom: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.atom = atom

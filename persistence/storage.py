@@ -48,7 +48,9 @@ from .backends.memory import MemoryBackend
 from .base import Backend, Connection
 from .exceptions import ConfigurationError, Duplicate, InvalidState, NotFound, StorageFailure
 from .failure import Failure
+from .listeners import Change, Listeners
 from .lookup import META_INJECTED, AmbiguousName, DisallowedAccess, Lookup, normalize_scope
+from .staleness import META_FINGERPRINT, dependencies, downstream, fingerprint, in_order
 
 __all__ = ["Storage", "POLICIES", "DisallowedAccess", "AmbiguousName"]
 
@@ -124,6 +126,8 @@ class Storage:
 
     #: Name of the atom detail holding persistent flow-scoped injections (as TaskFlow).
     injector_name = "_TaskFlow_INJECTOR"
+    #: Listeners of durable changes (see :meth:`add_listener`); created on first use.
+    _listeners: Listeners | None = None
 
     def __init__(self, flow_detail: models.FlowDetail, backend: Backend | None = None,
                  scope_lookup: Callable[[str], Any] | None = None, policy: str = ALWAYS,
@@ -149,6 +153,10 @@ class Storage:
             book.add(flow_detail)
             conn.save_logbook(book)
         self._by_name: dict[str, models.AtomDetail] = {ad.name: ad for ad in flow_detail}
+        # The atoms given to ensure_atoms (for fingerprints), and the arguments
+        # fetch_mapped_args last gave each atom: what its result is made from.
+        self._atoms: dict[str, Any] = {}
+        self._given: dict[str, tuple[dict[str, Any], set[str]]] = {}
         self._transients: dict[str, Any] = {}
         self._atom_transients: dict[str, dict[str, Any]] = {}
         self._lookup = Lookup(self._execute_result, self._state_of)
@@ -205,11 +213,16 @@ class Storage:
 
         A failed immediate write puts ``ad`` back as it was.
         """
+        listeners = self._listeners
         if self._policy == NEVER or self._deferring:
+            if listeners is not None and self._policy != NEVER:
+                listeners.capture(ad, "atom")
             changed = mutate(ad)
             self._pending |= changed and self._policy != NEVER
             return changed
         snapshot = _snapshot(ad)
+        if listeners is not None:
+            listeners.capture(ad, "atom")
         if not mutate(ad):
             return False
         try:
@@ -217,6 +230,8 @@ class Storage:
         except BaseException:
             _restore(ad, snapshot)
             raise
+        if listeners is not None:
+            listeners.written()
         return True
 
     def _change_flow(self, mutate: Callable[[models.FlowDetail], bool],
@@ -224,6 +239,9 @@ class Storage:
         """Apply ``mutate`` to the flow detail and persist it, with pending atoms if any."""
         if self._policy == NEVER:
             return mutate(self._flow)
+        listeners = self._listeners
+        if listeners is not None:
+            listeners.capture(self._flow, "flow")
         if self._deferring and not flush:
             changed = mutate(self._flow)
             self._pending |= changed
@@ -238,6 +256,8 @@ class Storage:
             _restore(self._flow, snapshot)
             raise
         self._pending = False
+        if listeners is not None:
+            listeners.written()
         return changed
 
     def flush(self) -> None:
@@ -320,6 +340,7 @@ class Storage:
                 self._by_name.update(new)
             for atom in atoms:
                 self._lookup.register(atom.name, getattr(atom, "save_as", None) or {})
+                self._atoms[atom.name] = atom
             return [self._by_name[atom.name].uuid for atom in atoms]
 
     def ensure_atom(self, atom: Any) -> str:
@@ -412,7 +433,15 @@ class Storage:
         _check(state, states.ATOM_STATES, "atom state")
         with self._lock.write_lock():
             ad = self._detail(atom_name)
-            self._change_atom(ad, lambda d: d.put(state, result))
+            mark = self._fingerprint(ad, state, result)  # FingerprintError: nothing written
+
+            def mutate(d: models.AtomDetail) -> bool:
+                changed = d.put(state, result)
+                if mark is not None and d.meta.get(META_FINGERPRINT) != mark:
+                    d.meta[META_FINGERPRINT] = mark
+                    changed = True
+                return changed
+            self._change_atom(ad, mutate)
             if state == states.SUCCESS and ad.intention == states.EXECUTE:
                 missing = self._lookup.missing_outputs(atom_name, result)
                 if missing:
@@ -593,9 +622,13 @@ class Storage:
         """
         with self._lock.read_lock():
             atom_sources = self._atom_sources(atom_name) if atom_name is not None else []
-            return self._lookup.fetch_mapped_args(
+            mapped = self._lookup.fetch_mapped_args(
                 args_mapping, atom_name, atom_sources, self._flow_sources(),
                 self._scope(atom_name, scope_walker), optional_args or ())
+            if atom_name is not None:   # what the atom is given: its result's fingerprint
+                self._given[atom_name] = (mapped, self._transient_args(args_mapping,
+                                                                       atom_name))
+            return mapped
 
     def fetch_unsatisfied_args(self, atom_name: str, args_mapping: Mapping[str, str],
                                scope_walker: Any = None,
@@ -628,6 +661,117 @@ class Storage:
                 return False, old
             self.set_flow_state(state)
             return True, old
+
+    # -- listeners -----------------------------------------------------------
+    def add_listener(self, listener: Callable[[Change], Any]) -> None:
+        """Call ``listener(change)`` after each durable change (:mod:`persistence.listeners`)."""
+        with self._lock.write_lock():
+            if self._listeners is None:
+                self._listeners = Listeners()
+            self._listeners.callbacks.append(listener)
+
+    def remove_listener(self, listener: Callable[[Change], Any]) -> None:
+        """Stop calling ``listener``; ValueError if it was not added."""
+        with self._lock.write_lock():
+            if self._listeners is None or listener not in self._listeners.callbacks:
+                raise ValueError(f"{listener!r} is not a listener of this storage")
+            self._listeners.callbacks.remove(listener)
+
+    # -- staleness (see persistence.staleness) -----------------------------------
+    def _transient_args(self, args_mapping: Mapping[str, str], atom_name: str) -> set[str]:
+        """Arguments whose value comes from a transient injection."""
+        if not self._transients and not self._atom_transients:
+            return set()
+        own = self._atom_transients.get(atom_name, {})
+        ad = self._by_name.get(atom_name)
+        stored = (ad.meta.get(META_INJECTED) or {}) if ad is not None else {}
+        return {arg for arg, name in args_mapping.items()
+                if name in own or (name not in stored and name in self._transients)}
+
+    def _args_now(self, atom: Any) -> tuple[dict[str, Any], set[str]]:
+        """The arguments ``atom`` would be given now (NotFound if one is missing)."""
+        rebind = getattr(atom, "rebind", None) or {}
+        mapped = self._lookup.fetch_mapped_args(
+            rebind, atom.name, self._atom_sources(atom.name), self._flow_sources(),
+            self._scope(atom.name, None), getattr(atom, "optional", None) or ())
+        return mapped, self._transient_args(rebind, atom.name)
+
+    def _fingerprint(self, ad: models.AtomDetail, state: str, result: Any) -> dict | None:
+        """The fingerprint to store with a successful result (None: nothing to record)."""
+        if (self._policy == NEVER or state != states.SUCCESS or isinstance(result, Failure)
+                or ad.intention != states.EXECUTE):
+            return None
+        atom = self._atoms.get(ad.name)
+        given = self._given.pop(ad.name, None)
+        if given is None:
+            if atom is None:
+                return None
+            try:
+                given = self._args_now(atom)
+            except NotFound:
+                return None
+        version = version_string(atom) if atom is not None else ad.version
+        return fingerprint(version, given[0], ad.name, given[1])
+
+    def stale_atoms(self, atoms: Iterable[Any]) -> list[str]:
+        """Names of the given atoms whose stored result is stale, in dependency order.
+
+        An atom in state SUCCESS is stale when its version differs from the one
+        its result was produced by, when the arguments it would get now differ
+        from those it got (changed injections, changed results upstream), or when
+        an atom it depends on (by requires/provides) is stale.  Atoms not in
+        SUCCESS, and results stored without a fingerprint, are not reported.
+        Raises FingerprintError naming an argument that cannot be digested.
+        """
+        atoms = list(atoms)
+        preds = dependencies(atoms)
+        stale: list[str] = []
+        with self._lock.read_lock():
+            for atom in in_order(atoms, preds):
+                ad = self._by_name.get(atom.name)
+                if ad is None or ad.state != states.SUCCESS:
+                    continue
+                mark = ad.meta.get(META_FINGERPRINT)
+                if preds[atom.name] & set(stale):
+                    stale.append(atom.name)
+                    continue
+                if not isinstance(mark, dict):
+                    continue
+                if mark.get("version") != version_string(atom):
+                    stale.append(atom.name)
+                    continue
+                try:
+                    args, transient = self._args_now(atom)
+                except NotFound:
+                    stale.append(atom.name)
+                    continue
+                if fingerprint(None, args, atom.name, transient)["args"] != mark.get("args"):
+                    stale.append(atom.name)
+        return stale
+
+    def invalidate_stale(self, atoms: Iterable[Any]) -> list[str]:
+        """Reset the stale atoms and every atom downstream of them to PENDING (one
+        write under the ``always`` and ``batch`` policies); return their names, in
+        dependency order.  A resumed run then redoes exactly what changed."""
+        atoms = list(atoms)
+        preds = dependencies(atoms)
+        with self._lock.write_lock():
+            doomed = downstream(self.stale_atoms(atoms), preds)
+            names = [a.name for a in in_order(atoms, preds) if a.name in doomed]
+
+            def forget(d: models.AtomDetail) -> bool:
+                if (d.state == states.PENDING and not d.results and d.failure is None
+                        and META_FINGERPRINT not in d.meta):
+                    return False
+                d.reset(states.PENDING)
+                d.meta.pop(META_FINGERPRINT, None)
+                return True
+            with self.batch():
+                for name in names:
+                    ad = self._by_name.get(name)
+                    if ad is not None:
+                        self._change_atom(ad, forget)
+            return names
 
     def __repr__(self) -> str:
         return (f"<Storage flow={self._flow.name!r} uuid={self._flow.uuid} "
