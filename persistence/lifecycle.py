@@ -99,7 +99,7 @@ def check_states(value: str | Iterable[str] | None, allowed: frozenset[str],
     unknown = [s for s in found if s not in allowed]
     if unknown:
         raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))}; valid: "
-                         f"{', '.join(sorted(allowed))}")
+                         f"{', '.join(sorted(a for a in allowed if a))}")
     return found
 
 
@@ -195,9 +195,9 @@ def list_flow_details(conn: Any, state: Any, logbook: str | None, limit: int | N
 
 
 def count_atoms(conn: Any, flow_uuid: str, atom_states: Any) -> int:
-    wanted = check_states(atom_states, states.ATOM_STATES | {None}, "atom state")
+    wanted = check_states(atom_states, states.ATOM_STATES, "atom state")
     return sum(1 for ad in conn.get_atoms_for_flow(flow_uuid)
-               if wanted is None or ad.state in wanted)
+               if wanted is None or (ad.state or states.PENDING) in wanted)
 
 
 def purge(conn: Any, finished_before: datetime.datetime, flow_states: Iterable[str],
