@@ -24,6 +24,7 @@ __all__ = ["book_params", "flow_params", "atom_params", "split_large", "too_larg
 LARGE_FIELDS = ("results", "revert_results", "failure", "revert_failure", "meta")
 
 _dumps = serialization.dumps
+_ATOM_CLASSES = {name: models.atom_detail_class(name) for name in ("TASK_DETAIL", "RETRY_DETAIL")}
 _loads = serialization.loads
 
 
@@ -176,14 +177,25 @@ def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None) -> mode
         revert_results, revert_failure = values["revert_results"], values["revert_failure"]
         meta = values["meta"]
     t = "atomdetails"
-    record = {"uuid": uuid, "name": name, "type": atom_type, "state": state,
-              "intention": intention,
-              "results": _load_json(results, t, uuid, "results"),
-              "failure": _load_json(failure, t, uuid, "failure"),
-              "revert_results": _load_json(revert_results, t, uuid, "revert_results"),
-              "revert_failure": _load_json(revert_failure, t, uuid, "revert_failure"),
-              "meta": _load_json(meta, t, uuid, "meta"),
-              "version": _load_json(version, t, uuid, "version"), "revision": revision}
-    atom = serialization.load_atom(record, _where(t, uuid))
+    record = {"uuid": uuid, "name": name, "state": state, "intention": intention,
+              "results": None if results is None else _load_json(results, t, uuid, "results"),
+              "failure": None if failure is None else _load_json(failure, t, uuid, "failure"),
+              "revert_results": (None if revert_results is None else
+                                 _load_json(revert_results, t, uuid, "revert_results")),
+              "revert_failure": (None if revert_failure is None else
+                                 _load_json(revert_failure, t, uuid, "revert_failure")),
+              "meta": None if meta is None else _load_json(meta, t, uuid, "meta"),
+              "version": None if version is None else _load_json(version, t, uuid, "version")}
+    # models' own from_dict, without serialization.load_atom's wrapper (this runs
+    # once per atom of every load); its errors are reported the same way.
+    try:
+        atom = _ATOM_CLASSES[atom_type].from_dict(record)
+    except KeyError:
+        atom = serialization.load_atom(dict(record, type=atom_type, revision=revision),
+                                       _where(t, uuid))
+    except (TypeError, ValueError, AttributeError) as err:
+        raise SerializationError(f"stored data in {_where(t, uuid)} is not a valid record: "
+                                 f"{err!r}") from err
+    atom._mark_saved(revision)
     atom.__dict__["_sql_chunked"] = chunked_fields or None
     return atom

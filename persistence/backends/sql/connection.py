@@ -6,9 +6,10 @@ asserts them):
 ==========================================  =====================================
 update_atom_details (record from here)      1 UPDATE
 update_atom_details (record from elsewhere) 1 probe + 1 UPDATE
-update_flow_details (record from here)      1 UPDATE of the flow + 1 per kind of
-                                            atom change (update/new: probe+insert)
-save_logbook of a new book                  3 probes + 3 INSERTs (executemany)
+update_flow_details (record from here)      1 UPDATE of the flow, + 1 executemany
+                                            UPDATE of the changed atoms, + 1
+                                            INSERT of new ones (MySQL: +1 probe)
+save_logbook of a new book                  3 bulk INSERTs (MySQL: 3 probes first)
 get_logbook / get_flow_details              3 / 2 SELECTs (+1 if values are chunked)
 get_atom_details                            1 SELECT (+1 if chunked)
 destroy_logbook                             1 DELETE (children cascade)
