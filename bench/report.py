@@ -215,7 +215,12 @@ def _details(doc: dict[str, Any], b: str) -> list[str]:
             rows.append(row(f"W4 Storage loop, {policy}", f"W4_{policy}",
                             lambda f, p=policy: get(f, "W4", p, "median_s"),
                             lambda f, p=policy: get(f, "W4", p, "per_item_s"), bulk))
-    out = [f"### {b}", ""] + _table(head, rows)
+    out = [f"### {b}", ""]
+    scales = {i: get(doc, "runs", i, b, "main", "scale") for i in impls}
+    if any(s is not None and s < 1 for s in scales.values()):
+        out += ["Run behind schedule: repetition budgets scaled by "
+                + ", ".join(f"{i} {s:.2f}" for i, s in scales.items() if s) + ".", ""]
+    out += _table(head, rows)
     w4 = []
     for i in impls:
         for policy, v in (fs[i]["W4"] or {}).items():

@@ -31,6 +31,12 @@ ROOT = os.path.dirname(HERE)
 TASKFLOW_VENV = os.path.join(HERE, ".venv-taskflow")
 TASKFLOW_VERSION = "6.5.0"
 
+# Seconds each backend takes in a full run on the idle reference machine (floors,
+# persistence and TaskFlow); used to pace a run against --time-limit.
+NOMINAL_S = {"memory": 25, "dir": 155, "sqlite": 80, "postgresql": 95, "mysql": 115,
+             "zookeeper": 160}
+TASKFLOW_SHARE = 0.7  # of the nominal time, when TaskFlow is compared
+
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
@@ -47,6 +53,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         help="markdown report path (default: <out>/report.md)")
     parser.add_argument("--worker-timeout", type=float, default=600.0,
                         help="seconds one worker process may take before it is stopped")
+    parser.add_argument("--time-limit", type=float, default=840.0,
+                        help="seconds the whole run should take at most (default 840): "
+                             "when behind schedule, later backends get shorter "
+                             "repetition budgets")
+    parser.add_argument("--render", metavar="JSON",
+                        help="measure nothing: re-render the report of a saved results file")
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in args.backends if b not in BACKENDS]
@@ -88,13 +100,26 @@ def taskflow_python() -> tuple[str | None, str | None]:
 
 
 # -- workers ----------------------------------------------------------------------------
+def pace(args: argparse.Namespace, started: float, remaining: list[str]) -> float:
+    """Budget scale for the next backend: 1 on schedule, down to 0.25 when behind."""
+    if args.quick:
+        return 1.0
+    share = 1.0 if "taskflow" in args.compare else 1.0 - TASKFLOW_SHARE
+    need = share * sum(NOMINAL_S.get(b, 60) for b in remaining)
+    left = args.time_limit - (time.perf_counter() - started)
+    return max(0.25, min(1.0, left / need)) if need > 0 else 1.0
+
+
 def run_worker(python: str, impl: str, backend: str, conf: dict[str, Any], part: str,
-               n: int, quick: bool, timeout: float, workdir: str) -> dict[str, Any]:
+               n: int, quick: bool, timeout: float, workdir: str,
+               scale: float = 1.0) -> dict[str, Any]:
     out = tempfile.mktemp(prefix=f"{impl}-{backend}-{part}{n}-", suffix=".json", dir=workdir)
     cmd = [python, os.path.join(HERE, "worker.py"), "--impl", impl, "--backend", backend,
            "--conf", json.dumps(conf), "--part", part, "--n", str(n), "--out", out]
     if quick:
         cmd.append("--quick")
+    if scale < 1.0:
+        cmd += ["--scale", f"{scale:.3f}"]
     env = dict(os.environ, PYTHONHASHSEED="0")
     try:
         done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
@@ -111,13 +136,13 @@ def run_worker(python: str, impl: str, backend: str, conf: dict[str, Any], part:
 
 
 def _measure_impl(services: Services, impl: str, python: str, backend: str, sizes: Sizes,
-                  args: argparse.Namespace) -> dict[str, Any]:
+                  args: argparse.Namespace, scale: float) -> dict[str, Any]:
     def worker(part: str, n: int = 0) -> dict[str, Any]:
         with services.fresh_store(backend, impl) as conf:
             return run_worker(python, impl, backend, conf, part, n, args.quick,
-                              args.worker_timeout, services.workdir)
+                              args.worker_timeout, services.workdir, scale)
 
-    _log(f"{impl} / {backend}: W1-W4")
+    _log(f"{impl} / {backend}: W1-W4" + (f" (budgets x {scale:.2f})" if scale < 1 else ""))
     entry: dict[str, Any] = {"main": worker("main")}
     if "unavailable" in entry["main"]:
         entry["unavailable"] = entry["main"]["unavailable"]
@@ -167,6 +192,14 @@ def _write_json(doc: dict[str, Any], path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.render:
+        with open(args.render, encoding="utf-8") as fh:
+            saved = json.load(fh)
+        report_path = args.report or os.path.join(args.out, "report.md")
+        with open(report_path, "w", encoding="utf-8") as fh:
+            fh.write(report.render(saved))
+        _log(f"rendered {args.render} to {report_path}")
+        return 0
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.timezone.utc)
@@ -192,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         for impl in impls:
             doc["runs"][impl] = {}
         doc["meta"]["server_versions"] = services.server_versions
-        for backend in args.backends:
+        for i, backend in enumerate(args.backends):
+            scale = pace(args, started, args.backends[i:])
             if doc["availability"][backend] is None:
                 # Measured right before the backend's workloads: fsync latency on a
                 # shared VM drifts, so floor and workload should see the same disk.
@@ -208,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                     doc["runs"][impl][backend] = {"unavailable": why}
                 else:
                     doc["runs"][impl][backend] = _measure_impl(services, impl, python,
-                                                               backend, sizes, args)
+                                                               backend, sizes, args, scale)
                 _write_json(doc, os.path.join(args.out, "partial.json"))
     finally:
         services.close()

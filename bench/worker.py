@@ -28,6 +28,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--part", required=True, choices=("main", "w5"))
     parser.add_argument("--n", type=int, default=0, help="W5: atoms in the flow")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply the repetition time budgets (run behind schedule)")
     parser.add_argument("--out", required=True)
     return parser.parse_args(argv)
 
@@ -41,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     import workloads
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    sizes = workloads.QUICK if args.quick else workloads.FULL
+    sizes = workloads.scaled(workloads.QUICK if args.quick else workloads.FULL, args.scale)
     doc: dict = {"impl": args.impl, "backend": args.backend, "part": args.part,
-                 "n": args.n, "python": sys.version.split()[0]}
+                 "n": args.n, "python": sys.version.split()[0], "scale": args.scale}
     start = time.perf_counter()
     try:
         api = adapters.load(args.impl)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Sizes", "FULL", "QUICK", "run_main", "run_w5", "median", "percentile"]
+__all__ = ["Sizes", "FULL", "QUICK", "scaled", "run_main", "run_w5", "median", "percentile"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,15 @@ FULL = Sizes()
 QUICK = Sizes(reps=2, w1_flows=2, w1_atoms=10, w2_updates=20, w3_books=5, w3_atoms=3,
               w4_atoms=10, w5_sizes=(10, 50), w5_updates=10, w5_fill_chunk=20,
               floor_ops=50, floor_rows=50, budget_s=5.0, min_reps=2, w5_budget_s=5.0)
+
+
+def scaled(sizes: Sizes, scale: float) -> Sizes:
+    """``sizes`` with time budgets multiplied by ``scale``; below 0.75 one rep suffices."""
+    if scale >= 1.0:
+        return sizes
+    return dataclasses.replace(sizes, budget_s=sizes.budget_s * scale,
+                               w5_budget_s=sizes.w5_budget_s * scale,
+                               min_reps=sizes.min_reps if scale >= 0.75 else 1)
 
 
 def median(values: list[float]) -> float | None:
