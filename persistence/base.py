@@ -11,16 +11,18 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import lifecycle, models
+from .claims import DEFAULT_TTL, Claim
 from .exceptions import ConfigurationError, PersistenceError, StorageFailure
 
 if TYPE_CHECKING:
     from .history import HistoryEntry, Snapshot
 
-__all__ = ["Backend", "Connection", "translate_errors", "URL_KEYS"]
+__all__ = ["Backend", "Connection", "translate_errors", "store_token", "URL_KEYS"]
 
 # Keys that fetch() derives from a URI; a backend that does not use one of
 # them does not treat it as an unknown option.
@@ -157,6 +159,27 @@ class Connection(abc.ABC):
     def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
         """The atom details of a flow detail; NotFound if the flow does not exist."""
 
+    # -- flow ownership (see persistence.claims) -------------------------------
+    def claim_flow(self, flow_uuid: str, owner: str, ttl: float = DEFAULT_TTL) -> Claim:
+        """Make ``owner`` the owner of a flow detail for ``ttl`` seconds and return the
+        claim.  NotOwner if another owner's claim is live; an expired one is taken
+        over (recorded in :attr:`Claim.taken_over_from`); NotFound if no such flow."""
+        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+
+    def renew_claim(self, flow_uuid: str, owner: str, ttl: float | None = None) -> Claim:
+        """Extend ``owner``'s claim to ``ttl`` seconds from now (default: its ttl);
+        NotOwner unless ``owner`` still holds it."""
+        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+
+    def release_flow(self, flow_uuid: str, owner: str) -> None:
+        """Give up ``owner``'s claim (nothing if there is none); NotOwner if another
+        owner holds it."""
+        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+
+    def get_claim(self, flow_uuid: str) -> Claim | None:
+        """The live claim on a flow detail, or None if nobody holds one."""
+        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+
     # -- history, snapshots, summaries, listings, retention -------------------
     # Defaults work on any backend through the methods above (or say that the
     # backend cannot do it); built-in backends answer them where the data lives.
@@ -263,4 +286,17 @@ def translate_errors(what: str, driver_errors: type[BaseException] | tuple = Exc
         raise
     except driver_errors as err:
         raise StorageFailure(f"failed to {what}: {describe(err)}") from err
+
+
+def store_token(identity: str | None) -> object:
+    """The token a backend stamps on the records it loads and saves (``_token``).
+
+    A record carrying a backend's token came from the same *store* (not only
+    the same backend object): its writes are conditional on its revision and,
+    when unchanged, can be skipped.  Backend instances of one process that
+    name the same store with the same ``identity`` share the token; ``None``
+    (a store nothing else can reach, like a private in-memory one) gets a
+    token of its own.
+    """
+    return object() if identity is None else sys.intern("persistence-store:" + identity)
 

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from . import history, models, serialization
 from .base import Backend, Connection
 from .exceptions import Conflict, NotFound, SerializationError, StorageFailure
+from .path_claims import PathClaims
 from .path_lifecycle import PathLifecycle
 
 __all__ = ["PathBasedBackend", "PathBasedConnection", "check_component", "next_revision"]
@@ -98,7 +99,7 @@ def _names(names: list[str] | None) -> list[str]:
     return [n for n in names or () if n[:1] != "."]
 
 
-class PathBasedConnection(PathLifecycle, Connection, abc.ABC):
+class PathBasedConnection(PathLifecycle, PathClaims, Connection, abc.ABC):
     """Connection implementing the whole Connection API over path primitives."""
 
     def __init__(self, backend: PathBasedBackend, root: str | None = None) -> None:

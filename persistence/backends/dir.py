@@ -28,6 +28,7 @@ import contextlib
 import os
 import threading
 import uuid as _uuid
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,7 @@ import cachetools
 import fasteners
 
 from .. import history
+from ..base import store_token
 from ..exceptions import ConfigurationError, NotFound, SerializationError, StorageFailure
 from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
 from ..path_lifecycle import HISTORY_PREFIX
@@ -74,6 +76,21 @@ class _Lock:
                     self._process_lock.release()
 
 
+_LOCKS: weakref.WeakValueDictionary[str, _Lock] = weakref.WeakValueDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _shared_lock(path: str) -> _Lock:
+    """One lock per lock file in this process: POSIX file locks do not exclude
+    two holders in one process, so backends on one directory share the object."""
+    key = os.path.realpath(path)
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = _Lock(key)
+        return lock
+
+
 class DirBackend(PathBasedBackend):
     """A durable backend storing each record as a file under ``path``."""
 
@@ -89,6 +106,8 @@ class DirBackend(PathBasedBackend):
             conf["path"] = default_path()
         super().__init__(conf)
         self._path = os.path.abspath(self._path)
+        # Every backend of this process on this directory shares the token.
+        self.token = store_token(f"dir:{os.path.realpath(self._path)}")
         size = self._options.get("max_cache_size", 1024)
         if size < 0:
             raise ValueError(f"max_cache_size must be >= 0, not {size}")
@@ -106,7 +125,7 @@ class DirBackend(PathBasedBackend):
                 except OSError as err:
                     raise StorageFailure(f"cannot create directory {self._path!r}: "
                                          f"{err.strerror}") from err
-                self._lock = _Lock(os.path.join(self._path, ".lock"))
+                self._lock = _shared_lock(os.path.join(self._path, ".lock"))
             return self._lock
 
     def get_connection(self) -> DirConnection:

@@ -19,9 +19,11 @@ backend (and cleans it up afterwards)::
 Every test of the suite then runs against your backend: round trips of every
 model field, the whole Connection API and its NotFound cases, merge
 semantics, lazy loads, revisions and stale-write conflicts, refusal of
-unserializable values and path-escaping uuids with nothing written, and
-concurrent writers.  The suite builds its own connections from ``backend``
-(a ``conn`` fixture is provided; override it only if you must).
+unserializable values and path-escaping uuids with nothing written,
+concurrent writers, flow claims (one live owner, expiry, takeover) and stale
+writers on several backend instances of one store.  The suite builds its own
+connections from ``backend`` (a ``conn`` fixture is provided; override it
+only if you must).
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from __future__ import annotations
 import pytest
 
 from ._api import ConnectionContract
+from ._claims import ClaimsContract
 from ._integrity import IntegrityContract
 from ._roundtrip import RoundTripContract
 
 __all__ = ["BackendContract"]
 
 
-class BackendContract(RoundTripContract, ConnectionContract, IntegrityContract):
+class BackendContract(RoundTripContract, ConnectionContract, IntegrityContract, ClaimsContract):
     """Subclass in a module that defines a ``backend`` fixture (see the module docstring)."""
 
     @pytest.fixture

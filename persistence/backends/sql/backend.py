@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 import tenacity
 
-from ...base import URL_KEYS, Backend
+from ...base import URL_KEYS, Backend, store_token
 from ...exceptions import ConfigurationError
 from ...uri import mask_password
 from . import config
@@ -90,8 +90,9 @@ class SQLAlchemyBackend(Backend):
             wait=tenacity.wait_exponential(multiplier=options.get("retry_backoff", 0.1),
                                            max=options.get("retry_max_backoff", 5.0)),
             retry=tenacity.retry_if_exception_type(Transient), reraise=True)
-        # Identifies records this backend instance wrote or read (see path_based).
-        self.token = object()
+        # Identifies records read or written through any backend of this process on
+        # this database (see persistence.base.store_token).
+        self.token = store_token(config.store_identity(url))
         self._txn_prefix = os.urandom(6).hex()
         self._txn_counter = itertools.count(1)
         # One sqlite memory database is one connection: serialize everything on it.

@@ -14,6 +14,7 @@ or a dict naming the backend and its parts:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ from ...exceptions import ConfigurationError, MissingDependency
 from ...uri import mask_password
 
 __all__ = ["sqlalchemy_url", "create_engine", "setup_connection", "SYNCHRONOUS",
-           "JOURNAL_MODES", "is_sqlite_memory"]
+           "JOURNAL_MODES", "is_sqlite_memory", "store_identity"]
 
 # Backend or dialect name → the driver we use when the URL names none.
 _DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
@@ -86,6 +87,16 @@ def sqlalchemy_url(conf: Mapping[str, Any], options: Mapping[str, Any],
 
 def is_sqlite_memory(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def store_identity(url: sa.URL) -> str | None:
+    """What names the database ``url`` points at, for :func:`persistence.base.store_token`
+    (None for a private in-memory sqlite database)."""
+    if is_sqlite_memory(url):
+        return None
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite:{os.path.realpath(url.database)}"
+    return f"sql:{url.render_as_string(hide_password=True)}"
 
 
 def create_engine(url: sa.URL, options: Mapping[str, Any]) -> sa.Engine:

@@ -31,6 +31,7 @@ from ...base import Connection
 from ...exceptions import NotFound, StorageFailure
 from ...path_based import check_component
 from . import codec, migrate
+from .claims import SQLClaims
 from .session import Session
 from .statements import ATOMS, BOOKS, CHUNKS, FLOWS
 from .writes import RowWrite, check_unique, conflict, write_chunks, write_rows
@@ -38,7 +39,7 @@ from .writes import RowWrite, check_unique, conflict, write_chunks, write_rows
 __all__ = ["SQLConnection"]
 
 
-class SQLConnection(Connection):
+class SQLConnection(SQLClaims, Connection):
     """A connection to a :class:`SQLAlchemyBackend`; holds one pooled connection
     from first use until :meth:`close`.  Safe to share between threads (calls
     are serialized)."""

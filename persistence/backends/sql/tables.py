@@ -7,7 +7,9 @@ the pointer.  Besides the columns TaskFlow's schema has, every record row has
 ``txn`` (the id of the transaction that last wrote it, which tells a retry
 whether a commit whose answer was lost went through).  Atom values too large
 to send inline (MySQL's packet limit) live in ``atomdetail_chunks``; the atom
-row's ``chunked`` column lists which of its fields are there.
+row's ``chunked`` column lists which of its fields are there.  ``flowclaims``
+holds at most one claim per flow detail (see ``claims.py``); its times are
+seconds since the epoch by the database server's clock.
 
 Migrations never import this module: ``test_sql_migrations`` checks that it
 matches what they build.
@@ -19,7 +21,7 @@ import sqlalchemy as sa
 
 from .types import BLOB, ID, NAME, TEXT, UTCDateTime
 
-__all__ = ["metadata", "logbooks", "flowdetails", "atomdetails", "chunks",
+__all__ = ["metadata", "logbooks", "flowdetails", "atomdetails", "chunks", "claims",
            "VERSION_TABLE", "MYSQL_TABLE_ARGS"]
 
 #: Alembic's version table; not ``alembic_version``, which an application
@@ -83,4 +85,18 @@ chunks = sa.Table(
     sa.Column("field", sa.String(32), primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("data", BLOB, nullable=False),
+    **MYSQL_TABLE_ARGS)
+
+claims = sa.Table(
+    "flowclaims", metadata,
+    sa.Column("flow_uuid", ID,
+              sa.ForeignKey("flowdetails.uuid", ondelete="CASCADE",
+                            name="flowclaims_flow_uuid_fkey"),
+              primary_key=True),
+    sa.Column("owner", ID, nullable=False),
+    sa.Column("ttl", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    sa.Column("claimed_at", sa.Double, nullable=False),
+    sa.Column("taken_over_from", ID),
+    sa.Column("taken_over_at", sa.Double),
     **MYSQL_TABLE_ARGS)

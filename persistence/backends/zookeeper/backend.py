@@ -33,6 +33,7 @@ from kazoo.exceptions import (
 from kazoo.protocol.states import KazooState
 from kazoo.security import CREATOR_ALL_ACL
 
+from ...base import store_token
 from ...exceptions import ConfigurationError, StorageFailure
 from ...path_based import PathBasedBackend
 from .connection import ZkConnection
@@ -133,6 +134,10 @@ class ZkBackend(PathBasedBackend):
             raise ConfigurationError("option 'password' needs a 'username'")
         self._client = client
         self._owns_client = client is None
+        chroot = (client.chroot or "") if client is not None else ""
+        # Every backend of this process on the same servers and path shares the token.
+        self.token = store_token(f"zookeeper:{','.join(sorted(self.hosts.split(',')))}"
+                                 f"{chroot}{self._path}")
         self._live = threading.Event()
         self._guard = threading.Lock()
         self._listening = False

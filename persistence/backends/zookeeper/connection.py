@@ -19,6 +19,7 @@ from ... import models
 from ...exceptions import NotFound, SerializationError, StorageFailure
 from ...path_based import PathBasedConnection
 from . import chunks, writes
+from .claims import ZkClaims
 from .multiread import GET_CHILDREN, GET_DATA, MultiRead, batches
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ LOG = logging.getLogger(__name__)
 _READ_ATTEMPTS = 5
 
 
-class ZkConnection(PathBasedConnection):
+class ZkConnection(ZkClaims, PathBasedConnection):
     def __init__(self, backend: ZkBackend) -> None:
         super().__init__(backend, backend.path)
         self._atoms = self.atom_path + "/"
