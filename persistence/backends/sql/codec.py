@@ -28,6 +28,14 @@ _ATOM_CLASSES = {name: models.atom_detail_class(name) for name in ("TASK_DETAIL"
 _loads = serialization.loads
 
 
+def _key(kind: str, uuid: Any) -> str:
+    """``uuid`` if it is one every backend can store (checked as path_based does)."""
+    if (type(uuid) is not str or not uuid or uuid[0] == "." or "/" in uuid or "\\" in uuid
+            or "\x00" in uuid):
+        return check_component(kind, uuid)  # raises ValueError saying why
+    return uuid
+
+
 def _describe(detail: models._Record) -> str:
     return f"{type(detail).__name__} {detail.name!r} ({detail.uuid})"
 
@@ -47,7 +55,7 @@ def _meta(detail: models._Record) -> str:
 
 
 def book_params(book: models.LogBook, txn: str) -> dict[str, Any]:
-    return {"v_uuid": check_component("logbook uuid", book.uuid), "v_name": book.name,
+    return {"v_uuid": _key("logbook uuid", book.uuid), "v_name": book.name,
             "v_meta": _meta(book),
             "v_created_at": book.created_at, "v_updated_at": book.updated_at,
             "v_txn": txn}
@@ -55,7 +63,7 @@ def book_params(book: models.LogBook, txn: str) -> dict[str, Any]:
 
 def flow_params(flow: models.FlowDetail, parent_uuid: str | None,
                 txn: str) -> dict[str, Any]:
-    return {"v_uuid": check_component("flow detail uuid", flow.uuid), "v_name": flow.name,
+    return {"v_uuid": _key("flow detail uuid", flow.uuid), "v_name": flow.name,
             "v_meta": _meta(flow),
             "v_state": flow.state, "v_parent_uuid": parent_uuid, "v_txn": txn}
 
@@ -64,7 +72,7 @@ def atom_params(atom: models.AtomDetail, parent_uuid: str | None, txn: str) -> d
     # The fields of AtomDetail.to_dict(), read directly: this runs on every update.
     failure, revert_failure = atom.failure, atom.revert_failure
     return {
-        "v_uuid": check_component("atom detail uuid", atom.uuid), "v_name": atom.name,
+        "v_uuid": _key("atom detail uuid", atom.uuid), "v_name": atom.name,
         "v_atom_type": models.atom_detail_type(atom),
         "v_state": atom.state, "v_intention": atom.intention,
         "v_results": _json(atom._results_to_data(), "results", atom),

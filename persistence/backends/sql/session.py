@@ -280,6 +280,12 @@ class Session:
             result = conn.exec_driver_sql(raw.sql, raw.params(params))
             return result.rowcount, conn.commit
         dbapi = conn.connection.dbapi_connection
+        if self.sqlite:  # sqlite3 makes, runs and drops the cursor in C
+            try:
+                return dbapi.execute(raw.sql, raw.params(params)).rowcount, dbapi.commit
+            except BaseException:
+                dbapi.rollback()
+                raise
         cursor = dbapi.cursor()
         try:
             cursor.execute(raw.sql, raw.params(params))
