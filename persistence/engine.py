@@ -20,6 +20,7 @@ from typing import Any
 
 from . import models, states
 from .base import Backend
+from .claims import DEFAULT_TTL
 from .exceptions import NotFound
 from .failure import Failure
 from .storage import Storage
@@ -65,15 +66,21 @@ class Engine:
     """Runs ``tasks`` against ``flow_detail`` (saved in ``backend``, if one is given).
 
     ``on_done(name, result)`` is called after each task's result is saved.
+    With ``claim=True`` the engine runs the flow as its only writer, ``owner``
+    (NotOwner when another engine holds it; see :class:`Storage`); close
+    ``engine.storage`` afterwards to release the claim.
     """
 
     def __init__(self, tasks: Sequence[Any], flow_detail: models.FlowDetail,
                  backend: Backend | None = None, policy: str = "always",
-                 on_done: Callable[[str, Any], None] | None = None) -> None:
+                 on_done: Callable[[str, Any], None] | None = None, *,
+                 owner: str | None = None, claim: bool = False,
+                 ttl: float = DEFAULT_TTL) -> None:
         self.tasks = list(tasks)
         self.order, self.predecessors = plan(self.tasks)
         self.on_done = on_done
-        self.storage = Storage(flow_detail, backend, scope_lookup=self.scope_of, policy=policy)
+        self.storage = Storage(flow_detail, backend, scope_lookup=self.scope_of, policy=policy,
+                               owner=owner, claim=claim, ttl=ttl)
 
     def scope_of(self, atom_name: str) -> list[list[str]]:
         """Atoms visible to ``atom_name``: its predecessors, nearest level first."""

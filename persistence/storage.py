@@ -30,7 +30,10 @@ Persistence policy — *when* changes reach the backend (``policy=``):
 
 Errors from the backend (``Conflict`` when another writer changed a record,
 ``StorageFailure``...) surface unchanged, and a failed write leaves the
-in-memory state as it was before the call.  All methods are thread-safe.
+in-memory state as it was before the call; :meth:`Storage.refresh` reloads
+the flow detail.  ``Storage(..., owner=..., claim=True)`` makes the engine
+the flow's only writer while it runs (``NotOwner`` otherwise).  All methods
+are thread-safe.
 """
 
 from __future__ import annotations
@@ -41,11 +44,13 @@ import uuid as _uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from . import models, states
+from . import claims, models, states
 from ._rwlock import ReaderWriterLock
 from .atom import History, Retry, version_string
 from .backends.memory import MemoryBackend
 from .base import Backend, Connection
+from .claim_keeper import ClaimKeeper
+from .claims import Claim
 from .exceptions import ConfigurationError, Duplicate, InvalidState, NotFound, StorageFailure
 from .failure import Failure
 from .listeners import Change, Listeners
@@ -118,6 +123,15 @@ class Storage:
     providers of a value (see :mod:`persistence.lookup`); TaskFlow's
     ``scope_fetcher`` keyword is accepted as an alias.
 
+    ``owner`` names who writes (an engine id; recorded where the backend keeps
+    history).  With ``claim=True`` the flow detail is claimed for ``owner``
+    on construction (:class:`~persistence.exceptions.NotOwner` if another
+    engine's claim is live; an expired one is taken over, see :attr:`claim`),
+    reloaded from the backend, and the claim is renewed in the background
+    every ``ttl / 3`` seconds until :meth:`close`; every write first checks
+    that the claim is still held and raises ``NotOwner`` if not (see
+    :mod:`persistence.claim_keeper`).
+
     Values that reach a backend — the default in-memory one included — must
     be JSON-serializable; keep others in transient injections or use
     ``policy="never"``.  Every method takes :attr:`lock`; a thread holding its
@@ -131,12 +145,21 @@ class Storage:
 
     def __init__(self, flow_detail: models.FlowDetail, backend: Backend | None = None,
                  scope_lookup: Callable[[str], Any] | None = None, policy: str = ALWAYS,
-                 *, scope_fetcher: Callable[[str], Any] | None = None) -> None:
+                 *, scope_fetcher: Callable[[str], Any] | None = None,
+                 owner: str | None = None, claim: bool = False,
+                 ttl: float = claims.DEFAULT_TTL) -> None:
         if policy not in POLICIES:
             raise ConfigurationError(f"unknown persistence policy {policy!r}; "
                                      f"choose one of {', '.join(POLICIES)}")
         if scope_lookup is not None and scope_fetcher is not None:
             raise TypeError("pass scope_lookup or scope_fetcher, not both")
+        if owner is not None:
+            claims.check_owner(owner)
+        if claim and (owner is None or policy == NEVER):
+            raise ConfigurationError("claim=True needs an owner= and a policy that writes "
+                                     "(not 'never')")
+        self._owner = owner
+        self._keeper: ClaimKeeper | None = None
         self._flow = flow_detail
         self._policy = policy
         self._scope_lookup = scope_lookup if scope_lookup is not None else scope_fetcher
@@ -160,6 +183,13 @@ class Storage:
         self._transients: dict[str, Any] = {}
         self._atom_transients: dict[str, dict[str, Any]] = {}
         self._lookup = Lookup(self._execute_result, self._state_of)
+        if claim:
+            self._keeper = ClaimKeeper(self._backend, flow_detail.uuid, owner, ttl)
+            try:
+                self.refresh()  # everything the previous owner wrote, at current revisions
+            except BaseException:
+                self._keeper.release()
+                raise
 
     # -- properties --------------------------------------------------------
     @property
@@ -192,6 +222,16 @@ class Storage:
         return self._flow.meta
 
     @property
+    def owner(self) -> str | None:
+        """Who writes through this object (``owner=``), or None."""
+        return self._owner
+
+    @property
+    def claim(self) -> Claim | None:
+        """The claim this object holds on the flow detail (None without ``claim=True``)."""
+        return self._keeper.claim if self._keeper is not None else None
+
+    @property
     def has_pending(self) -> bool:
         """Whether changes are waiting for :meth:`flush` (never under policy ``"never"``)."""
         with self._lock.read_lock():
@@ -201,7 +241,15 @@ class Storage:
     def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self._backend.get_connection()
+            if self._owner is not None:
+                self._conn.owner = self._owner  # attributes this object's writes
         return self._conn
+
+    def _writer(self) -> Connection:
+        """The connection to write through, once the claim (if any) is known to be held."""
+        if self._keeper is not None:
+            self._keeper.check()
+        return self._connection()
 
     @property
     def _deferring(self) -> bool:
@@ -226,7 +274,7 @@ class Storage:
         if not mutate(ad):
             return False
         try:
-            self._connection().update_atom_details(ad)
+            self._writer().update_atom_details(ad)
         except BaseException:
             _restore(ad, snapshot)
             raise
@@ -251,7 +299,7 @@ class Storage:
         if not changed and not self._pending:
             return False
         try:
-            self._connection().update_flow_details(self._flow)
+            self._writer().update_flow_details(self._flow)
         except BaseException:
             _restore(self._flow, snapshot)
             raise
@@ -279,13 +327,38 @@ class Storage:
                     self._change_flow(lambda fd: False, flush=True)
 
     def close(self) -> None:
-        """Close the connection (and the in-memory backend this object created)."""
+        """Release the claim (if held), close the connection (and the in-memory backend
+        this object created)."""
         with self._lock.write_lock():
+            if self._keeper is not None:
+                self._keeper.release()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
             if self._owns_backend:
                 self._backend.close()
+
+    def refresh(self) -> models.FlowDetail:
+        """Reload the flow detail and its atom details from the backend, in place.
+
+        Use it after a ``Conflict`` (another writer changed a record: reload, then
+        decide again) or to see another engine's progress.  Changes not written yet
+        (policy ``"batch"``) are dropped; transient injections stay.
+        """
+        with self._lock.write_lock():
+            if self._policy == NEVER and self._owns_backend:
+                return self._flow  # nothing was ever stored
+            fresh = self._connection().get_flow_details(self._flow.uuid)
+            flow = self._flow.update(fresh)
+            # Bookkeeping too (revision, "changed", the backend's token), exactly as loaded.
+            attrs = flow.__dict__
+            for key in [k for k in attrs if k[0] == "_" and k not in fresh.__dict__]:
+                del attrs[key]
+            attrs.update((key, value) for key, value in fresh.__dict__.items()
+                         if key[0] == "_" and key != "_atomdetails_by_id")
+            self._by_name = {ad.name: ad for ad in flow}
+            self._pending = False
+            return flow
 
     def __enter__(self) -> Storage:
         return self
