@@ -118,3 +118,18 @@ def test_chunking_is_invisible_and_cleaned_up(sql_database_factory, kind):
         assert _chunk_rows(be) > 0
         conn.destroy_logbook(book.uuid)
         assert _chunk_rows(be) == 0
+
+
+def test_large_flow_meta_is_stored_or_clearly_refused(sql_backend):
+    """Logbook and flow meta stay inline: any size where the database takes it,
+    a clear StorageFailure with nothing written where it cannot (MySQL's packet)."""
+    book, fd = _book(TaskDetail("t", new_uuid()))
+    fd.meta["big"] = "m" * (10 * 1024 * 1024)
+    with contextlib.closing(sql_backend.get_connection()) as conn:
+        if sql_backend.engine.dialect.name in ("mysql", "mariadb"):
+            with pytest.raises(persistence.exceptions.StorageFailure, match="meta of"):
+                conn.save_logbook(book)
+            assert list(conn.get_logbooks()) == []
+        else:
+            conn.save_logbook(book)
+            assert conn.get_flow_details(fd.uuid).meta["big"] == fd.meta["big"]

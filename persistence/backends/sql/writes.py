@@ -26,6 +26,9 @@ __all__ = ["RowWrite", "write_rows", "write_chunks", "check_unique", "batches", 
 
 #: Most values bound to one IN (...) list (sqlite allows 32766 parameters).
 BATCH = 5000
+#: Largest logbook or flow meta sent to MySQL: one statement must stay below
+#: the server's packet limit (16 MiB on MariaDB) even if escaping doubles it.
+MYSQL_MAX_INLINE = 7 * 1024 * 1024
 
 _KINDS = {"logbooks": "logbook", "flowdetails": "flow detail", "atomdetails": "atom detail"}
 _NEVER_SAVED = {
@@ -75,12 +78,26 @@ def check_unique(rows: list[RowWrite], kind: str) -> None:
         raise ValueError(f"{kind} {twice} appears twice in one save")
 
 
+def _check_inline(session: Session, table: str, rows: list[RowWrite]) -> None:
+    """Logbook and flow meta is stored inline: on MySQL it must fit in one packet."""
+    if table == "atomdetails" or session.dialect.name not in ("mysql", "mariadb"):
+        return
+    for r in rows:
+        meta = r.params.get("v_meta") or ""
+        if len(meta) * 4 > MYSQL_MAX_INLINE and len(meta.encode("utf-8")) > MYSQL_MAX_INLINE:
+            raise StorageFailure(
+                f"the meta of {_describe(table, r.detail)} is {len(meta.encode('utf-8'))} "
+                f"bytes: MySQL takes at most {MYSQL_MAX_INLINE} in a {_KINDS[table]} "
+                f"(keep large values in atom results, which may be of any size)")
+
+
 def write_rows(session: Session, conn: sa.Connection, st: TableStatements,
                rows: list[RowWrite], txn: str, create: bool, keep_parent: bool = False) -> None:
     """Write ``rows``; set each one's new ``revision``.  Raises Conflict or NotFound
     (the caller's transaction is then rolled back), AlreadyApplied if ``txn`` already
     wrote one of them.  ``keep_parent``: existing rows keep their parent_uuid."""
     table = st.table.name
+    _check_inline(session, table, rows)
     inserts: list[RowWrite] = []
     unknown = [r for r in rows if r.expected is None]
     if unknown and create:
