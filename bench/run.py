@@ -53,8 +53,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         help="markdown report path (default: <out>/report.md)")
     parser.add_argument("--worker-timeout", type=float, default=600.0,
                         help="seconds one worker process may take before it is stopped")
-    parser.add_argument("--time-limit", type=float, default=840.0,
-                        help="seconds the whole run should take at most (default 840): "
+    parser.add_argument("--time-limit", type=float, default=780.0,
+                        help="seconds the whole run should take (default 780): "
                              "when behind schedule, later backends get shorter "
                              "repetition budgets")
     parser.add_argument("--render", metavar="JSON",
@@ -100,13 +100,21 @@ def taskflow_python() -> tuple[str | None, str | None]:
 
 
 # -- workers ----------------------------------------------------------------------------
-def pace(args: argparse.Namespace, started: float, remaining: list[str]) -> float:
-    """Budget scale for the next backend: 1 on schedule, down to 0.25 when behind."""
+def pace(args: argparse.Namespace, started: float, done: list[str],
+         remaining: list[str]) -> float:
+    """Budget scale for the next backend: 1 on schedule, down to 0.25 when behind.
+
+    The remaining nominal time is stretched by how much slower than nominal the
+    run has been so far (a loaded machine), and compared with the time left.
+    """
     if args.quick:
         return 1.0
     share = 1.0 if "taskflow" in args.compare else 1.0 - TASKFLOW_SHARE
-    need = share * sum(NOMINAL_S.get(b, 60) for b in remaining)
-    left = args.time_limit - (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    nominal_done = share * sum(NOMINAL_S.get(b, 60) for b in done)
+    slowdown = max(1.0, elapsed / nominal_done) if nominal_done else 1.0
+    need = share * sum(NOMINAL_S.get(b, 60) for b in remaining) * slowdown
+    left = args.time_limit - elapsed
     return max(0.25, min(1.0, left / need)) if need > 0 else 1.0
 
 
@@ -226,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             doc["runs"][impl] = {}
         doc["meta"]["server_versions"] = services.server_versions
         for i, backend in enumerate(args.backends):
-            scale = pace(args, started, args.backends[i:])
+            scale = pace(args, started, args.backends[:i], args.backends[i:])
             if doc["availability"][backend] is None:
                 # Measured right before the backend's workloads: fsync latency on a
                 # shared VM drifts, so floor and workload should see the same disk.

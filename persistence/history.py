@@ -29,11 +29,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import models, serialization
-from .failure import Failure
 
 __all__ = ["HistoryEntry", "Snapshot", "WRITE", "RESTORE", "FORK", "EVENTS", "FLOW", "ATOM",
            "entry_fields", "encode_entry", "decode_entry", "entry_name", "from_ns", "to_ns",
-           "sort_entries", "snapshot_id", "describe_failure"]
+           "sort_entries", "snapshot_id", "snapshot_body",
+           "load_snapshot_body"]
 
 #: ``HistoryEntry.event``: an ordinary write, a write by ``restore_flow``, a
 #: record created by ``fork_flow``.
@@ -61,7 +61,6 @@ class HistoryEntry:
     at: datetime.datetime        # UTC
     owner: str | None = None     # Connection.owner of the writer, if it set one
     event: str = WRITE
-    failure: str | None = None   # "Type: message" of the atom's failure, if it has one
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -125,14 +124,6 @@ def snapshot_id(flow_uuid: str) -> str:
 
 
 # -- entries ---------------------------------------------------------------------
-def describe_failure(failure: Failure | None) -> str | None:
-    if failure is None:
-        return None
-    kind = failure.exc_type_names[0] if failure.exc_type_names else "?"
-    text = f"{kind}: {failure.exception_str}"
-    return text if len(text) <= 200 else text[:199] + "…"
-
-
 def entry_fields(detail: models._Record, kind: str, flow_uuid: str | None,
                  old_state: str | None, owner: str | None, event: str = WRITE) -> dict[str, Any]:
     """The stored fields of the entry for a write of ``detail`` (revision added later)."""
@@ -141,9 +132,6 @@ def entry_fields(detail: models._Record, kind: str, flow_uuid: str | None,
                               "new_state": detail.state, "at_ns": now_ns()}
     if kind == ATOM:
         fields["intention"] = detail.intention
-        failure = detail.failure or detail.revert_failure
-        if failure is not None:
-            fields["failure"] = describe_failure(failure)
     if owner is not None:
         fields["owner"] = owner
     if event != WRITE:
@@ -164,8 +152,7 @@ def decode_entry(data: bytes | dict[str, Any], where: str = "history entry") -> 
             flow_uuid=record.get("flow_uuid"), old_state=record.get("old_state"),
             new_state=record.get("new_state"), intention=record.get("intention"),
             revision=record.get("revision"), at=from_ns(record["at_ns"]),
-            owner=record.get("owner"), event=record.get("event", WRITE),
-            failure=record.get("failure"))
+            owner=record.get("owner"), event=record.get("event", WRITE))
     except (KeyError, TypeError, ValueError) as err:
         from .exceptions import SerializationError
         raise SerializationError(f"stored data in {where} is not a history entry: "
@@ -180,3 +167,24 @@ def sort_entries(entries: Iterable[HistoryEntry], since: datetime.datetime | Non
         cutoff = since if since.tzinfo else since.replace(tzinfo=_UTC)
         out = [e for e in out if e.at >= cutoff]
     return out if limit is None else out[:limit]
+
+
+# -- snapshots ---------------------------------------------------------------------
+def snapshot_body(fd: models.FlowDetail) -> bytes:
+    """The stored contents of a snapshot of ``fd`` (with its atoms): JSON bytes."""
+    body = {"flow": serialization.flow_record(fd, None, fd.revision),
+            "atoms": [serialization.atom_record(ad, fd.uuid, ad.revision) for ad in fd]}
+    return serialization.dumps(body, f"snapshot of flow detail {fd.uuid}")
+
+
+def load_snapshot_body(data: bytes | str, where: str) -> models.FlowDetail:
+    """The flow detail (with its atoms) a snapshot's stored contents hold."""
+    from .exceptions import SerializationError
+    body = serialization.loads(data, where)
+    try:
+        fd = serialization.load_flow(body["flow"], where)
+        for record in body["atoms"]:
+            fd._atomdetails_by_id[record["uuid"]] = serialization.load_atom(record, where)
+    except (KeyError, TypeError) as err:
+        raise SerializationError(f"stored data in {where} is not a snapshot: {err!r}") from err
+    return fd

@@ -186,7 +186,7 @@ def list_logbooks(conn: Any, name: str | None, updated_since: datetime.datetime 
 def list_flow_details(conn: Any, state: Any, logbook: str | None, limit: int | None,
                       offset: int | None) -> list[models.FlowDetail]:
     limit, offset = check_page(limit, offset)
-    wanted = check_states(state, states.FLOW_STATES | {None}, "flow state")
+    wanted = check_states(state, states.FLOW_STATES, "flow state")
     books = ([conn.get_logbook(logbook, lazy=True)] if logbook is not None
              else newest_first(conn.get_logbooks(lazy=True)))
     flows = [fd for book in books for fd in conn.get_flows_for_book(book.uuid, lazy=True)

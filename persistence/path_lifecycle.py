@@ -130,9 +130,7 @@ class PathLifecycle:
         at = history.now_ns()
         header = {"id": sid, "flow_uuid": flow_uuid, "label": label, "at_ns": at,
                   "atoms": len(fd)}
-        body = {"flow": serialization.flow_record(fd, None, fd.revision),
-                "atoms": [serialization.atom_record(ad, flow_uuid, ad.revision) for ad in fd]}
-        data = serialization.dumps(body, f"snapshot of flow detail {flow_uuid}")
+        data = history.snapshot_body(fd)
         for path in (self.snapshot_path, self.snapshot_data_path):
             if not self._exists(path):
                 self._ensure_dir(path)
@@ -174,15 +172,7 @@ class PathLifecycle:
         if head is None or body is None:
             raise NotFound(f"no snapshot {snapshot_id!r}")
         snap = self._snapshot_header(head, head_path)
-        data = serialization.loads(body[0], self._where(body_path))
-        try:
-            fd = serialization.load_flow(data["flow"], self._where(body_path))
-            for record in data["atoms"]:
-                fd._atomdetails_by_id[record["uuid"]] = serialization.load_atom(
-                    record, self._where(body_path))
-        except (KeyError, TypeError) as err:
-            raise SerializationError(f"stored data in {self._where(body_path)} is not a "
-                                     f"snapshot: {err!r}") from err
+        fd = history.load_snapshot_body(body[0], self._where(body_path))
         return dataclasses.replace(snap, flow=fd)
 
     def restore_flow(self, snapshot_id: str) -> models.FlowDetail:
@@ -270,7 +260,7 @@ class PathLifecycle:
                           logbook: str | None = None, limit: int | None = None,
                           offset: int | None = None) -> list[models.FlowDetail]:
         limit, offset = lifecycle.check_page(limit, offset)
-        wanted = lifecycle.check_states(state, states.FLOW_STATES | {None}, "flow state")
+        wanted = lifecycle.check_states(state, states.FLOW_STATES, "flow state")
         with self._reading():
             if logbook is not None:
                 try:

@@ -88,7 +88,7 @@ class LifecycleContract:
             assert len(other.get_history()) == len(whole)
             assert other.get_history(uuid=new_uuid()) == []
 
-    def test_history_records_owner_intention_and_failure(self, backend, conn):
+    def test_history_records_owner_and_intention(self, backend, conn):
         book, fd = _flow_book(1)
         conn.save_logbook(book)
         (ad,) = fd
@@ -100,7 +100,6 @@ class LifecycleContract:
             last = other.get_history(uuid=ad.uuid)[-1]
             assert last.owner == "worker-7"
             assert last.intention == states.REVERT and last.new_state == states.FAILURE
-            assert "SampleError" in last.failure and "disk full" in last.failure
             assert other.get_history(uuid=ad.uuid)[0].owner is None
             assert last.to_dict()["owner"] == "worker-7"
 

@@ -55,7 +55,7 @@ class SQLAlchemyBackend(Backend):
         "synchronous": _choice(config.SYNCHRONOUS),
         "journal_mode": _choice(config.JOURNAL_MODES),
         "retry_attempts": int, "retry_backoff": float, "retry_max_backoff": float,
-        "max_inline_size": int, "chunk_size": int,
+        "max_inline_size": int, "chunk_size": int, "history": bool,
     }
 
     def __init__(self, conf: Mapping[str, Any] | None = None, *,
@@ -85,6 +85,8 @@ class SQLAlchemyBackend(Backend):
         if self.max_inline_size is None and self.dialect_name in ("mysql", "mariadb"):
             self.max_inline_size = _MIB  # far below the 16 MiB packet, escaping included
         self.chunk_size: int = options.get("chunk_size", _MIB)
+        #: Whether writes insert history rows (option ``history``, default on).
+        self.history: bool = options.get("history", True)
         self.retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, options.get("retry_attempts", 5))),
             wait=tenacity.wait_exponential(multiplier=options.get("retry_backoff", 0.1),

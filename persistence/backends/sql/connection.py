@@ -32,6 +32,7 @@ from ...exceptions import NotFound, StorageFailure
 from ...path_based import check_component
 from . import codec, migrate
 from .claims import SQLClaims
+from .lifecycle import HISTORY_FROM_ATOM, SQLLifecycle
 from .session import Session
 from .statements import ATOMS, BOOKS, CHUNKS, FLOWS
 from .writes import RowWrite, check_unique, conflict, write_chunks, write_rows
@@ -39,7 +40,7 @@ from .writes import RowWrite, check_unique, conflict, write_chunks, write_rows
 __all__ = ["SQLConnection"]
 
 
-class SQLConnection(SQLClaims, Connection):
+class SQLConnection(SQLClaims, SQLLifecycle, Connection):
     """A connection to a :class:`SQLAlchemyBackend`; holds one pooled connection
     from first use until :meth:`close`.  Safe to share between threads (calls
     are serialized)."""
@@ -79,6 +80,7 @@ class SQLConnection(SQLClaims, Connection):
             d = r.detail.__dict__
             r.detail._mark_saved(r.revision)
             d["_token"] = token
+            d["_stored_state"] = d.get("state")
             if "v_chunked" in r.params:
                 d["_sql_chunked"] = r.params["v_chunked"]
 
@@ -107,6 +109,9 @@ class SQLConnection(SQLClaims, Connection):
         everything = [book_row, *flow_rows, *atom_rows]
         check_unique(flow_rows, "flow detail")
         check_unique(atom_rows, "atom detail")
+        logged = ([(r, "flow", r.params["v_uuid"], self._ours(r.detail)) for r in flow_rows]
+                  + [(r, "atom", r.params["v_parent_uuid"], self._ours(r.detail))
+                     for r in atom_rows])
 
         def body(conn: sa.Connection, txn: str) -> None:
             self._retxn(everything, txn)
@@ -116,6 +121,7 @@ class SQLConnection(SQLClaims, Connection):
             if atom_rows:
                 write_rows(self._session, conn, ATOMS, atom_rows, txn, create=True)
                 write_chunks(self._session, conn, atom_rows)
+            self._log_rows(conn, logged)
 
         self._session.write(f"save logbook {book.name!r} ({book.uuid})",
                             (BOOKS, book.uuid), body)
@@ -125,6 +131,9 @@ class SQLConnection(SQLClaims, Connection):
     def update_flow_details(self, flow_detail: models.FlowDetail) -> models.FlowDetail:
         flow_row, atom_rows = self._flow_rows(flow_detail, None, "")
         check_unique(atom_rows, "atom detail")
+        uuid = flow_detail.uuid
+        logged = [(r, kind, uuid, self._ours(r.detail))
+                  for r, kind in [(flow_row, "flow"), *((a, "atom") for a in atom_rows)]]
 
         def body(conn: sa.Connection, txn: str) -> None:
             self._retxn([flow_row, *atom_rows], txn)
@@ -132,6 +141,7 @@ class SQLConnection(SQLClaims, Connection):
             if atom_rows:
                 write_rows(self._session, conn, ATOMS, atom_rows, txn, create=True)
                 write_chunks(self._session, conn, atom_rows)
+            self._log_rows(conn, logged)
 
         self._session.write(f"update flow detail {flow_detail.name!r} ({flow_detail.uuid})",
                             (FLOWS, flow_detail.uuid), body)
@@ -152,8 +162,11 @@ class SQLConnection(SQLClaims, Connection):
         self._session.update_row(
             lambda: f"update atom detail {atom_detail.name!r} ({atom_detail.uuid})",
             ATOMS.update_keep_parent, params,
-            lambda hit: self._atom_miss(atom_detail, seen, hit), (ATOMS, atom_detail.uuid))
+            lambda hit: self._atom_miss(atom_detail, seen, hit), (ATOMS, atom_detail.uuid),
+            (HISTORY_FROM_ATOM, self._atom_log(atom_detail, True))
+            if backend.history else None)
         atom_detail._mark_saved(seen + 1)
+        d["_stored_state"] = d["state"]
         return atom_detail
 
     @staticmethod
@@ -168,11 +181,14 @@ class SQLConnection(SQLClaims, Connection):
         chunks = codec.split_large(params, self._backend.max_inline_size,
                                    self._backend.chunk_size)
         row = self._row(ad, params, chunks)
+        log = self._atom_log(ad, self._ours(ad)) if self._backend.history else None
 
         def body(conn: sa.Connection, txn: str) -> None:
             self._retxn([row], txn)
             write_rows(self._session, conn, ATOMS, [row], txn, create=False, keep_parent=True)
             write_chunks(self._session, conn, [row])
+            if log is not None:
+                conn.execute(HISTORY_FROM_ATOM, log)
 
         self._session.write(f"update atom detail {ad.name!r} ({ad.uuid})", (ATOMS, ad.uuid),
                             body)
@@ -215,7 +231,7 @@ class SQLConnection(SQLClaims, Connection):
         flows = []
         for row in rows:
             fd = codec.load_flow(row)
-            fd.__dict__["_token"] = token
+            fd.__dict__.update(_token=token, _stored_state=fd.state)
             flows.append(fd)
         return flows
 
@@ -254,7 +270,9 @@ class SQLConnection(SQLClaims, Connection):
         atoms = []
         for row in rows:
             atom = load(row, chunked.get(row[0]) if chunked else None)
-            atom.__dict__["_token"] = token
+            d = atom.__dict__
+            d["_token"] = token
+            d["_stored_state"] = d["state"]
             atoms.append(atom)
         return atoms
 

@@ -211,9 +211,12 @@ class Session:
     def update_row(self, what: Callable[[], str], statement: sa.Executable,
                    params: dict[str, Any],
                    miss: Callable[[Any], Exception],
-                   check: tuple[TableStatements, str]) -> None:
+                   check: tuple[TableStatements, str],
+                   then: tuple[sa.Executable, dict[str, Any]] | None = None) -> None:
         """Run a conditional single-row UPDATE (its own transaction): the hot path.
 
+        ``then`` (a statement and its parameters) runs after the UPDATE, in its
+        transaction, when the UPDATE matched (the history row of the write).
         When it matches no row, the row's current (revision, txn) is read:
         ``miss(row or None)`` is raised, unless an earlier attempt of this very
         write is what changed it.
@@ -225,8 +228,12 @@ class Session:
             nonlocal pending
             if pending and self.committed(conn, check, txn):
                 return
+            if then is not None and self.sqlite:
+                conn.exec_driver_sql("BEGIN")   # two statements: one transaction
             rowcount, commit = self.execute_raw(conn, statement, params)
             if rowcount == 1:
+                if then is not None:
+                    self.execute_more(conn, *then)
                 pending = True
                 commit()
                 return
@@ -268,6 +275,29 @@ class Session:
             return cursor.rowcount
         finally:
             cursor.close()
+
+    def execute_more(self, conn: sa.Connection, statement: sa.Executable,
+                     params: dict[str, Any]) -> int:
+        """Run ``statement`` in the transaction :meth:`execute_raw` began (no commit);
+        a failure rolls that transaction back."""
+        raw = self.backend.raw(statement)
+        if raw is None or self.instrumented(conn):
+            if raw is None:
+                return conn.execute(statement, params).rowcount
+            return conn.exec_driver_sql(raw.sql, raw.params(params)).rowcount
+        dbapi = conn.connection.dbapi_connection
+        try:
+            if self.sqlite:
+                return dbapi.execute(raw.sql, raw.params(params)).rowcount
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute(raw.sql, raw.params(params))
+                return cursor.rowcount
+            finally:
+                cursor.close()
+        except BaseException:
+            dbapi.rollback()
+            raise
 
     def execute_raw(self, conn: sa.Connection, statement: sa.Executable,
                     params: dict[str, Any]) -> tuple[int, Callable[[], None]]:

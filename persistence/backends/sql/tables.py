@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from .types import BLOB, ID, NAME, TEXT, UTCDateTime
 
-__all__ = ["metadata", "logbooks", "flowdetails", "atomdetails", "chunks", "claims",
+__all__ = ["metadata", "logbooks", "flowdetails", "atomdetails", "chunks", "history",
+           "snapshots", "snapshot_chunks", "claims",
            "VERSION_TABLE", "MYSQL_TABLE_ARGS"]
 
 #: Alembic's version table; not ``alembic_version``, which an application
@@ -99,4 +100,57 @@ claims = sa.Table(
     sa.Column("claimed_at", sa.Double, nullable=False),
     sa.Column("taken_over_from", ID),
     sa.Column("taken_over_at", sa.Double),
+    **MYSQL_TABLE_ARGS)
+
+# -- history and snapshots (migration 0004) ---------------------------------------
+# Newest-first listings, state filters and purge's cutoff read these indexes.
+sa.Index("ix_logbooks_updated_at", logbooks.c.updated_at)
+sa.Index("ix_flowdetails_updated_at", flowdetails.c.updated_at)
+sa.Index("ix_flowdetails_state", flowdetails.c.state)
+
+#: One row per write of a flow or atom detail, inserted in the write's transaction;
+#: ``id`` orders them.  Rows go with their flow (ON DELETE CASCADE).
+history = sa.Table(
+    "history", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("uuid", ID, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("name", NAME),
+    sa.Column("flow_uuid", ID,
+              sa.ForeignKey("flowdetails.uuid", ondelete="CASCADE",
+                            name="history_flow_uuid_fkey"),
+              nullable=False),
+    sa.Column("old_state", ID),
+    sa.Column("new_state", ID),
+    sa.Column("intention", ID),
+    sa.Column("revision", sa.Integer),
+    sa.Column("at_ns", sa.BigInteger, nullable=False),
+    sa.Column("owner", ID),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Index("ix_history_flow_uuid_id", "flow_uuid", "id"),
+    **MYSQL_TABLE_ARGS)
+
+#: Immutable copies of a flow detail; the JSON document lives in ``snapshot_chunks``.
+snapshots = sa.Table(
+    "snapshots", metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("flow_uuid", ID,
+              sa.ForeignKey("flowdetails.uuid", ondelete="CASCADE",
+                            name="snapshots_flow_uuid_fkey"),
+              nullable=False),
+    sa.Column("label", NAME),
+    sa.Column("created_ns", sa.BigInteger, nullable=False),
+    sa.Column("atoms", sa.Integer, nullable=False),
+    sa.Index("ix_snapshots_flow_uuid", "flow_uuid"),
+    **MYSQL_TABLE_ARGS)
+
+snapshot_chunks = sa.Table(
+    "snapshot_chunks", metadata,
+    sa.Column("snapshot_id", sa.String(255),
+              sa.ForeignKey("snapshots.id", ondelete="CASCADE",
+                            name="snapshot_chunks_snapshot_id_fkey"),
+              primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("data", BLOB, nullable=False),
     **MYSQL_TABLE_ARGS)
