@@ -20,6 +20,13 @@ links, the logbook, its links).  At commit:
 Revisions are znode versions: a new record is created empty (version 0) and
 set once (version 1), and a conditional write is a ``setData`` with the
 expected version, so the server itself refuses a stale writer.
+
+When the connection drops before a write's answer arrives (the server died;
+the client moves to another one), the outcome is looked up instead of
+guessed: after a ``sync``, every record written is read back; all at their
+new version with the new data means the write went through, all as before
+means it did not and it is sent again.  Only a save split over several
+transactions still fails with StorageFailure then.
 """
 
 from __future__ import annotations
@@ -31,11 +38,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kazoo.exceptions import (
     BadVersionError,
+    ConnectionLoss,
     NodeExistsError,
     NoNodeError,
     NotEmptyError,
     RolledBackError,
     RuntimeInconsistency,
+    SessionExpiredError,
 )
 from kazoo.protocol import serialization as proto
 from kazoo.security import OPEN_ACL_UNSAFE
@@ -105,19 +114,93 @@ def commit(conn: ZkConnection, ops: list[Any]) -> None:
     first = ops[0]
     if (len(ops) == 1 and isinstance(first, Put) and first.expected is not None
             and len(first.data) <= conn.backend.chunk_size):
-        _update_one(conn, first)
+        _update_one_retrying(conn, first)
         return
-    for _ in range(_ATTEMPTS):
-        plan = _Plan(conn, ops)
+    for attempt in range(_ATTEMPTS):
+        last = attempt == _ATTEMPTS - 1
         try:
-            _run(conn, plan.groups())
+            plan = _Plan(conn, ops)
+        except StorageFailure as err:
+            if last or not _lost(err):
+                raise
+            continue  # nothing was sent yet
+        groups = plan.groups()
+        try:
+            _run(conn, groups)
         except _Raced:
             continue
+        except StorageFailure as err:
+            # One transaction whose answer was lost: find out whether it went through.
+            if last or not _lost(err) or len(groups) != 1:
+                raise
+            applied = _outcome(conn, plan.before, plan.after)
+            if applied is None:
+                raise
+            LOG.info("the answer to a transaction writing %s was lost; it was %s",
+                     ", ".join(plan.after), "applied" if applied else "not applied: again")
+            if not applied:
+                continue
         for revision, value in plan.revisions:
             revision.value = value
         return
     raise StorageFailure(f"gave up writing to ZooKeeper at {conn.backend.hosts}: the znodes "
                          f"kept changing concurrently ({_ATTEMPTS} attempts); nothing was written")
+
+
+# -- lost answers -----------------------------------------------------------
+def _lost(err: StorageFailure) -> bool:
+    """Whether a request failed because the connection or session dropped (the client
+    reconnects on its own): its outcome is unknown, and asking again is worth it."""
+    return isinstance(err.__cause__, (ConnectionLoss, SessionExpiredError))
+
+
+def _outcome(conn: ZkConnection, before: dict[str, int | None],
+             after: dict[str, tuple[int, bytes]]) -> bool | None:
+    """After a lost answer: True if the write is stored (every record at its new version
+    with its new data), False if none of it is (every record as before), None if unknown.
+
+    ``sync`` first, so the server answering has every committed change.
+    """
+    if not after:
+        return None
+    be = conn.backend
+    client = be.client
+    paths = list(after)
+    try:
+        be.call(f"sync {paths[0]}", lambda: client.sync_async(paths[0]))
+        got = dict(zip(paths, conn.read_many([(GET_DATA, p) for p in paths])))
+    except StorageFailure:
+        return None
+
+    def now_at(path: str) -> tuple[int | None, bytes | None]:
+        result = got[path]
+        return (None, None) if isinstance(result, NoNodeError) else (result[1].version,
+                                                                     result[0])
+    if all(now_at(p) == after[p] for p in paths):
+        return True
+    if all(now_at(p)[0] == before[p] for p in paths):
+        return False
+    return None
+
+
+def _update_one_retrying(conn: ZkConnection, put: Put) -> None:
+    """:func:`_update_one`, asked again when the connection dropped before its answer."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            _update_one(conn, put)
+            return
+        except StorageFailure as err:
+            if attempt == _ATTEMPTS - 1 or not _lost(err):
+                raise
+            applied = _outcome(conn, {put.path: put.expected},
+                               {put.path: (put.expected + 1, put.data)})
+            if applied is None:
+                raise
+            if applied:
+                LOG.info("the answer to an update of %s was lost; it was applied", put.path)
+                return
+            LOG.info("the answer to an update of %s was lost; it was not applied: "
+                     "sending it again", put.path)
 
 
 # -- the hot path -----------------------------------------------------------
@@ -183,6 +266,10 @@ class _Plan:
         self.revisions: list[tuple[Revision, int]] = []
         self._read()
         self._check()
+        #: Each written record's version before this plan (None: absent) and after it
+        #: (with the data it will hold): how a lost answer is resolved.
+        self.before = {path: node.version for path, node in self.nodes.items()}
+        self.after: dict[str, tuple[int, bytes]] = {}
 
     def _read(self) -> None:
         """Two rounds of multiRead: the touched znodes, then what hangs below some of them."""
@@ -292,6 +379,7 @@ class _Plan:
                 finals.append(("delete", parts_path, None, -1))
         node.version = version + 1
         node.record = True
+        self.after[op.path] = (version + 1, finals[0][2])
         if op.revision is not None:
             self.revisions.append((op.revision, version + 1))
         return finals
