@@ -10,7 +10,8 @@ import pytest
 # Let pytest rewrite the suite's asserts (readable failure diffs) even though
 # it lives in an installed package rather than in a test directory.
 pytest.register_assert_rewrite(*(f"{__name__}.{m}" for m in (
-    "contract", "samples", "_support", "_roundtrip", "_api", "_integrity", "_claims")))
+    "contract", "samples", "_support", "_roundtrip", "_api", "_integrity", "_claims",
+    "_history")))
 
 from .contract import BackendContract  # noqa: E402
 

@@ -21,9 +21,10 @@ model field, the whole Connection API and its NotFound cases, merge
 semantics, lazy loads, revisions and stale-write conflicts, refusal of
 unserializable values and path-escaping uuids with nothing written,
 concurrent writers, flow claims (one live owner, expiry, takeover) and stale
-writers on several backend instances of one store.  The suite builds its own
-connections from ``backend`` (a ``conn`` fixture is provided; override it
-only if you must).
+writers on several backend instances of one store, history (one entry per
+write, in its transaction), snapshots, restore and fork, summaries, listings
+and purge.  The suite builds its own connections from ``backend`` (a ``conn``
+fixture is provided; override it only if you must).
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ import pytest
 
 from ._api import ConnectionContract
 from ._claims import ClaimsContract
+from ._history import LifecycleContract
 from ._integrity import IntegrityContract
 from ._roundtrip import RoundTripContract
 
 __all__ = ["BackendContract"]
 
 
-class BackendContract(RoundTripContract, ConnectionContract, IntegrityContract, ClaimsContract):
+class BackendContract(RoundTripContract, ConnectionContract, IntegrityContract, ClaimsContract,
+                      LifecycleContract):
     """Subclass in a module that defines a ``backend`` fixture (see the module docstring)."""
 
     @pytest.fixture

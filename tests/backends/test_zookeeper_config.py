@@ -106,7 +106,7 @@ def test_uri_form_against_a_server(zookeeper_hosts, zookeeper_admin):
         with persistence.backend(f"zookeeper://{zookeeper_hosts}{root}?timeout=5") as be:
             _round_trip(be)
         assert sorted(zookeeper_admin.get_children(root)) == \
-            ["atom_details", "books", "flow_details"]
+            ["atom_details", "books", "flow_details", "snapshot_data", "snapshots"]
     finally:
         _zkserver.purge(zookeeper_admin, root)
 

@@ -31,7 +31,12 @@ def test_layout_and_revisions_are_znode_versions(backend_zookeeper, zookeeper_ad
     with be.get_connection() as conn:
         conn.save_logbook(book)
         assert admin.get_children(f"{be.path}/books/{book.uuid}") == [fd.uuid]
-        assert admin.get_children(f"{be.path}/flow_details/{fd.uuid}") == [ad.uuid]
+        links, entries = [], []
+        for name in admin.get_children(f"{be.path}/flow_details/{fd.uuid}"):
+            (entries if name.startswith(".h-") else links).append(name)
+        assert links == [ad.uuid] and len(entries) == 1   # its history entry
+        entry = json.loads(admin.get(f"{be.path}/flow_details/{fd.uuid}/{entries[0]}")[0])
+        assert (entry["uuid"], entry["kind"], entry["revision"]) == (fd.uuid, "flow", 1)
         data, stat = admin.get(f"{be.path}/atom_details/{ad.uuid}")
         assert json.loads(data)["uuid"] == ad.uuid
         assert stat.version == ad.revision == 1

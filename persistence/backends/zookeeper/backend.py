@@ -106,7 +106,7 @@ class ZkBackend(PathBasedBackend):
     DEFAULT_PATH = "/taskflow"
     OPTIONS = {"path": str, "hosts": object, "host": str, "port": int, "timeout": float,
                "chunk_size": int, "max_request_bytes": int, "multi_read": bool,
-               "username": str, "password": str}
+               "username": str, "password": str, "history": bool}
 
     def __init__(self, conf: Mapping[str, Any] | None = None,
                  client: KazooClient | None = None) -> None:

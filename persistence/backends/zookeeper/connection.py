@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from kazoo.exceptions import NoNodeError, UnimplementedError
 
-from ... import models
+from ... import history, models
 from ...exceptions import NotFound, SerializationError, StorageFailure
 from ...path_based import PathBasedConnection
+from ...path_lifecycle import HISTORY_PREFIX
 from . import chunks, writes
 from .claims import ZkClaims
 from .multiread import GET_CHILDREN, GET_DATA, MultiRead, batches
@@ -36,7 +37,8 @@ class ZkConnection(ZkClaims, PathBasedConnection):
     def __init__(self, backend: ZkBackend) -> None:
         super().__init__(backend, backend.path)
         self._atoms = self.atom_path + "/"
-        self._dirs = {backend.path, self.book_path, self.flow_path, self.atom_path}
+        self._dirs = {backend.path, self.book_path, self.flow_path, self.atom_path,
+                      self.snapshot_path, self.snapshot_data_path}
 
     @property
     def backend(self) -> ZkBackend:
@@ -173,6 +175,21 @@ class ZkConnection(ZkClaims, PathBasedConnection):
 
     def _link(self, path: str, txn: list) -> None:
         txn.append(writes.Link(path))
+
+    # -- history entries: znodes below their record, created blind ------------
+    def _append(self, record_path: str, fields: dict[str, Any], revision: Any,
+                txn: list) -> None:
+        name = HISTORY_PREFIX + history.entry_name(fields["at_ns"])
+        txn.append(writes.Entry(f"{record_path}/{name}", fields, revision))
+
+    def _history_names(self, record_paths: list[str]) -> list[list[str]]:
+        got = self.read_many([(GET_CHILDREN, p) for p in record_paths])
+        return [[] if isinstance(names, NoNodeError) else
+                sorted(n for n in names if n.startswith(HISTORY_PREFIX)) for names in got]
+
+    def _read_entries(self, paths: list[str]) -> list[bytes | None]:
+        got = self.read_many([(GET_DATA, p) for p in paths])
+        return [None if isinstance(r, NoNodeError) else r[0] for r in got]
 
     def _delete(self, path: str, txn: list) -> None:
         txn.append(writes.Delete(path))

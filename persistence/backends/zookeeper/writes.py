@@ -49,6 +49,7 @@ from kazoo.exceptions import (
 from kazoo.protocol import serialization as proto
 from kazoo.security import OPEN_ACL_UNSAFE
 
+from ... import history
 from ...exceptions import Conflict, NotFound, StorageFailure
 from . import chunks
 from .multiread import GET_CHILDREN, GET_DATA
@@ -56,7 +57,7 @@ from .multiread import GET_CHILDREN, GET_DATA
 if TYPE_CHECKING:
     from .connection import ZkConnection
 
-__all__ = ["Revision", "Put", "Link", "Delete", "commit"]
+__all__ = ["Revision", "Put", "Link", "Delete", "Entry", "commit"]
 
 LOG = logging.getLogger(__name__)
 
@@ -96,6 +97,15 @@ class Delete(NamedTuple):
     path: str
 
 
+class Entry(NamedTuple):
+    """A history entry: a new znode below its record, created without reading first
+    (its name is unique); ``revision`` is the record's (a Revision until planned)."""
+
+    path: str
+    fields: dict
+    revision: Any
+
+
 class _Node:
     """What the planner knows of one record znode: version (None: absent) and parts."""
 
@@ -112,9 +122,10 @@ def commit(conn: ZkConnection, ops: list[Any]) -> None:
     if not ops:
         return
     first = ops[0]
-    if (len(ops) == 1 and isinstance(first, Put) and first.expected is not None
-            and len(first.data) <= conn.backend.chunk_size):
-        _update_one_retrying(conn, first)
+    if (isinstance(first, Put) and first.expected is not None
+            and len(first.data) <= conn.backend.chunk_size
+            and (len(ops) == 1 or (len(ops) == 2 and isinstance(ops[1], Entry)))):
+        _update_one_retrying(conn, first, ops[1] if len(ops) == 2 else None)
         return
     for attempt in range(_ATTEMPTS):
         last = attempt == _ATTEMPTS - 1
@@ -183,11 +194,11 @@ def _outcome(conn: ZkConnection, before: dict[str, int | None],
     return None
 
 
-def _update_one_retrying(conn: ZkConnection, put: Put) -> None:
+def _update_one_retrying(conn: ZkConnection, put: Put, entry: Entry | None = None) -> None:
     """:func:`_update_one`, asked again when the connection dropped before its answer."""
     for attempt in range(_ATTEMPTS):
         try:
-            _update_one(conn, put)
+            _update_one(conn, put, entry)
             return
         except StorageFailure as err:
             if attempt == _ATTEMPTS - 1 or not _lost(err):
@@ -204,17 +215,27 @@ def _update_one_retrying(conn: ZkConnection, put: Put) -> None:
 
 
 # -- the hot path -----------------------------------------------------------
-def _update_one(conn: ZkConnection, put: Put) -> None:
+def _update_one(conn: ZkConnection, put: Put, entry: Entry | None = None) -> None:
+    """One conditional setData (with its history entry: one multi), then old parts go."""
     be = conn.backend
     client = be.client
     deadline = be.deadline()
     be.wait_live(deadline)
     parts_path = f"{put.path}/{chunks.CHUNKS}"
-    sent = client.set_async(put.path, put.data, put.expected)
+    if entry is None:
+        sent = client.set_async(put.path, put.data, put.expected)
+    else:
+        sent = _send(client, [("set", put.path, put.data, put.expected),
+                              ("create", entry.path, _entry_data(entry, put.expected + 1),
+                               None)])
     # Requests of one session are answered in order: this listing sees the new value.
-    listing = None if conn.is_atom(put.path) else client.get_children_async(parts_path)
+    # (An atom has children only if it has history entries or parts.)
+    listing = (None if conn.is_atom(put.path) and entry is None
+               else client.get_children_async(parts_path))
     try:
         stat = be.result(f"update {put.path}", sent, deadline)
+        if entry is not None:
+            stat = _multi_result(stat, put.path)
     except NoNodeError:
         if put.create:  # a record this backend saved was deleted meanwhile
             raise _conflict(conn, put.path, put.expected) from None
@@ -254,6 +275,34 @@ def _conflict(conn: ZkConnection, path: str, expected: int | None) -> Conflict:
                     record=path, expected=expected, found=found)
 
 
+def _entry_data(entry: Entry, revision: int | None) -> bytes:
+    return history.encode_entry(entry.fields, revision)
+
+
+def _send(client: Any, ops: list[tuple]) -> Any:
+    """Send ``ops`` as one multi request (kazoo protocol records, as :func:`_run`)."""
+    acl = client.default_acl or OPEN_ACL_UNSAFE
+    root = client.chroot or ""
+    request = proto.Transaction([
+        proto.Create(root + path, data, acl, 0) if kind == "create" else
+        proto.SetData(root + path, data, version)
+        for kind, path, data, version in ops])
+    result = client.handler.async_result()
+    client._call(request, result)
+    return result
+
+
+def _multi_result(results: list[Any], path: str) -> Any:
+    """The setData stat of a [set, create entry] multi; its failure raised as such."""
+    failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, _ROLLED_BACK)]
+    if failed:
+        raise failed[0]
+    if len(results) != 2:
+        raise StorageFailure(f"ZooKeeper answered an update of {path} with {len(results)} "
+                             f"results instead of 2")
+    return results[0]
+
+
 # -- planning ---------------------------------------------------------------
 class _Plan:
     """The znode operations for a list of logical ones, after reading what is there."""
@@ -264,6 +313,7 @@ class _Plan:
         self.nodes: dict[str, _Node] = {}
         self.listed: dict[str, list[str] | None] = {}
         self.revisions: list[tuple[Revision, int]] = []
+        self.resolved: dict[int, int] = {}   # id(Revision) -> the revision it will be
         self._read()
         self._check()
         #: Each written record's version before this plan (None: absent) and after it
@@ -297,7 +347,7 @@ class _Plan:
                     second[parent] = None
             elif isinstance(op, Delete):
                 for name in self.listed.get(op.path) or ():
-                    if name.startswith("."):
+                    if name == chunks.CHUNKS:   # parts below a record (entries are leaves)
                         second[f"{op.path}/{name}"] = None
         if second:
             results = self.conn.read_many([(GET_CHILDREN, p) for p in second])
@@ -342,6 +392,10 @@ class _Plan:
                 if op.path not in linked and not self._has_child(op.path):
                     out.append(("create", op.path, b"", None))
                 linked.add(op.path)
+            elif isinstance(op, Entry):
+                revision = op.revision if isinstance(op.revision, int) else \
+                    self.resolved.get(id(op.revision))
+                out.append(("create", op.path, _entry_data(op, revision), None))
             else:
                 self._delete(op.path, out)
             out.extend(due.pop(i, ()))
@@ -382,6 +436,7 @@ class _Plan:
         self.after[op.path] = (version + 1, finals[0][2])
         if op.revision is not None:
             self.revisions.append((op.revision, version + 1))
+            self.resolved[id(op.revision)] = version + 1
         return finals
 
     def _delete(self, path: str, out: list[tuple]) -> None:
