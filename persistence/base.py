@@ -258,11 +258,14 @@ class Connection(abc.ABC):
 
     def purge(self, finished_before: datetime.datetime,
               states: Iterable[str] = lifecycle.FINISHED, batch_size: int = 100,
-              dry_run: bool = False) -> lifecycle.PurgeReport:
+              dry_run: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> lifecycle.PurgeReport:
         """Delete whole logbooks last changed before ``finished_before`` whose flow
         details are all in ``states``, ``batch_size`` logbooks per transaction;
-        return what was deleted (with ``dry_run``: what would be, deleting nothing)."""
-        return lifecycle.purge(self, finished_before, states, batch_size, dry_run)
+        return what was deleted (with ``dry_run``: what would be, deleting nothing).
+        ``progress(done, total)`` is called after each batch (``total``: the
+        logbooks that qualified when the purge started)."""
+        return lifecycle.purge(self, finished_before, states, batch_size, dry_run, progress)
 
     def __enter__(self) -> Connection:
         return self

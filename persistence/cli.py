@@ -40,7 +40,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from . import archive, loading, migrate, models, serialization, states
+from . import archive, lifecycle, loading, migrate, models, serialization, states
 from ._console import Node, Output, escape, rich
 from .base import Connection
 from .exceptions import NotFound, PersistenceError, StorageFailure
@@ -293,6 +293,108 @@ def _show(args: argparse.Namespace, out: Output) -> int:
             out.json({"flow_detail": _flow_json(flow, None)})
         return OK
     out.tree(_book_node(book) if book is not None else _flow_node(flow))
+    return OK
+
+
+# -- history, summary, purge ---------------------------------------------------------
+
+@command
+def _history_command(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "history", help="the history of a flow or record",
+                        description="Every write of a flow detail or atom detail, oldest "
+                                    "first: old and new state, revision, time and writer "
+                                    "(--json adds uuids and intentions).  Without --flow or "
+                                    "--uuid: everything.")
+    add_uri(parser)
+    parser.add_argument("--flow", metavar="FLOW_UUID",
+                        help="a flow detail and its atom details")
+    parser.add_argument("--uuid", metavar="UUID", help="one flow detail or atom detail")
+    parser.add_argument("--since", type=_when, metavar="TIME",
+                        help="only entries at or after TIME (ISO 8601, or an age such as 1h)")
+    parser.add_argument("--limit", type=_count, default=None, help="at most this many")
+    parser.set_defaults(handler=_history)
+
+
+def _history(args: argparse.Namespace, out: Output) -> int:
+    with connect(args.uri) as conn:
+        entries = conn.get_history(uuid=args.uuid, flow_uuid=args.flow, since=args.since,
+                                   limit=args.limit)
+    if args.json:
+        out.json({"entries": [e.to_dict() for e in entries]})
+        return OK
+    out.table(f"History ({len(entries)} entr{'y' if len(entries) == 1 else 'ies'})",
+              ["time", "kind", "name", "state", "rev", "owner", "event"],
+              [(_time_us(e.at), e.kind, escape(e.name),
+                f"{_state(e.old_state)} → {_state(e.new_state)}",
+                e.revision if e.revision is not None else "-", escape(e.owner or "-"),
+                e.event) for e in entries])
+    return OK
+
+
+def _time_us(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%fZ")
+
+
+@command
+def _summary_command(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "summary", help="atom counts by state of a flow",
+                        description="Where a flow detail stands: its state, its atom details "
+                                    "counted by state, how many hold a failure, and when it "
+                                    "last changed (atom results are not read).")
+    add_uri(parser)
+    parser.add_argument("flow", metavar="FLOW_UUID")
+    parser.set_defaults(handler=_summary)
+
+
+def _summary(args: argparse.Namespace, out: Output) -> int:
+    with connect(args.uri) as conn:
+        summary = conn.summary(args.flow)
+    if args.json:
+        out.json(summary.to_dict())
+        return OK
+    out.table(f"Flow {escape(summary.name)} {_state(summary.state)}: {summary.atoms} "
+              f"atom(s)", ["state", "atoms"],
+              [(_state(state), count) for state, count in sorted(summary.by_state.items())])
+    out.line(f"failures: {summary.failures}; last change: "
+             f"{_time_us(summary.last_change) if summary.last_change else 'unknown'}")
+    return OK
+
+
+@command
+def _purge_command(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "purge", help="delete old finished logbooks",
+                        description="Delete whole logbooks (flows, atoms, history, snapshots) "
+                                    "last changed before TIME whose flow details are all "
+                                    "finished, a batch of logbooks per transaction, so live "
+                                    "writers wait for one batch at most.")
+    add_uri(parser)
+    parser.add_argument("--finished-before", type=_when, required=True, metavar="TIME",
+                        help="cutoff: ISO 8601, or an age such as 30d")
+    parser.add_argument("--state", action="append", choices=sorted(states.FLOW_STATES),
+                        help="flow states that count as finished (repeatable; default: "
+                             "SUCCESS, REVERTED, FAILURE)")
+    parser.add_argument("--batch-size", type=_count, default=100,
+                        help="logbooks per transaction (default: %(default)s)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="report what would be deleted, delete nothing")
+    parser.set_defaults(handler=_purge)
+
+
+def _purge(args: argparse.Namespace, out: Output) -> int:
+    if args.batch_size < 1:
+        raise PersistenceError("--batch-size must be at least 1")
+    stage = "dry run" if args.dry_run else "purge"
+    with connect(args.uri) as conn, out.progress("logbooks") as progress:
+        report = conn.purge(args.finished_before, states=args.state or lifecycle.FINISHED,
+                            batch_size=args.batch_size, dry_run=args.dry_run,
+                            progress=lambda done, total: progress(stage, done, total))
+    if args.json:
+        out.json({"finished_before": args.finished_before.isoformat(), **report.to_dict()})
+        return OK
+    verb = "would delete" if args.dry_run else "deleted"
+    out.line(f"{verb} {len(report.logbooks)} logbook(s), {report.flow_details} flow "
+             f"detail(s), {report.atom_details} atom detail(s) in {report.batches} batch(es)"
+             + (" (--dry-run: nothing deleted)" if args.dry_run else ""))
     return OK
 
 

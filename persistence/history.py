@@ -44,6 +44,7 @@ FLOW, ATOM = "flow", "atom"
 
 _UTC = datetime.timezone.utc
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
+_INT64 = 2 ** 63 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +107,8 @@ def to_ns(value: datetime.datetime) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=_UTC)
     delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return max(-_INT64, min(ns, _INT64))   # what a BIGINT holds (years 1678-2262)
 
 
 _counter = itertools.count()

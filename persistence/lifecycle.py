@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import uuid as _uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import models, states
@@ -201,24 +201,29 @@ def count_atoms(conn: Any, flow_uuid: str, atom_states: Any) -> int:
 
 
 def purge(conn: Any, finished_before: datetime.datetime, flow_states: Iterable[str],
-          batch_size: int, dry_run: bool) -> PurgeReport:
+          batch_size: int, dry_run: bool,
+          progress: Callable[[int, int], None] | None = None) -> PurgeReport:
     """Destroy logbooks saved before the cutoff whose flows are all finished, one at a time."""
     cutoff, wanted = check_purge(finished_before, flow_states, batch_size)
     report = PurgeReport(dry_run=dry_run)
+    found = []
     for book in conn.get_logbooks(lazy=True):
         if book_time(book) >= cutoff:
             continue
         flows = list(conn.get_flows_for_book(book.uuid))
-        if any(fd.state not in wanted for fd in flows):
-            continue
+        if all(fd.state in wanted for fd in flows):
+            found.append((book.uuid, flows))
+    for done, (uuid, flows) in enumerate(found, 1):
         if not dry_run:
             try:
-                conn.destroy_logbook(book.uuid)
+                conn.destroy_logbook(uuid)
             except NotFound:
                 continue
         if len(report.logbooks) % batch_size == 0:
             report.batches += 1
-        report.add(book.uuid, len(flows), sum(len(fd) for fd in flows))
+        report.add(uuid, len(flows), sum(len(fd) for fd in flows))
+        if progress is not None and (done % batch_size == 0 or done == len(found)):
+            progress(done, len(found))
     return report
 
 

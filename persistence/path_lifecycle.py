@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import history, lifecycle, models, serialization, states
@@ -286,7 +286,8 @@ class PathLifecycle:
     # -- retention -----------------------------------------------------------------
     def purge(self, finished_before: datetime.datetime,
               states: Iterable[str] = lifecycle.FINISHED, batch_size: int = 100,
-              dry_run: bool = False) -> lifecycle.PurgeReport:
+              dry_run: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> lifecycle.PurgeReport:
         cutoff, wanted = lifecycle.check_purge(finished_before, states, batch_size)
         report = lifecycle.PurgeReport(dry_run=dry_run)
         candidates = [uuid for uuid, _, _ in self._purgeable(None, cutoff, wanted)]
@@ -305,6 +306,8 @@ class PathLifecycle:
             report.batches += 1
             for uuid, flows, atom_lists in found:
                 report.add(uuid, len(flows), sum(len(_names(a)) for a in atom_lists))
+            if progress is not None:
+                progress(min(start + batch_size, len(candidates)), len(candidates))
         return report
 
     def _purgeable(self, book_uuids: list[str] | None, cutoff: datetime.datetime,

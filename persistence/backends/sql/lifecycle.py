@@ -11,7 +11,7 @@ deletes at most ``batch_size`` logbooks per transaction (children cascade).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -359,7 +359,8 @@ class SQLLifecycle:
     # -- retention -------------------------------------------------------------------------
     def purge(self, finished_before: datetime.datetime,
               states: Iterable[str] = lifecycle.FINISHED, batch_size: int = 100,
-              dry_run: bool = False) -> lifecycle.PurgeReport:
+              dry_run: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> lifecycle.PurgeReport:
         cutoff, wanted = lifecycle.check_purge(finished_before, states, batch_size)
         unfinished = sa.select(flowdetails.c.uuid).where(
             flowdetails.c.parent_uuid == logbooks.c.uuid,
@@ -377,6 +378,13 @@ class SQLLifecycle:
         left = sa.select(logbooks.c.uuid).where(
             logbooks.c.uuid.in_(sa.bindparam("uuids", expanding=True)))
         report = lifecycle.PurgeReport(dry_run=dry_run)
+        total = 0
+        if progress is not None:
+            qualifying = sa.select(sa.func.count()).select_from(logbooks).where(eligible)
+            total = self._session.read("count the logbooks to purge",
+                                       lambda conn: conn.execute(qualifying).scalar(),
+                                       consistent=False)
+        seen = 0
         after: tuple[Any, str] | None = None
         while True:
             page = sa.select(logbooks.c.uuid, logbooks.c.updated_at).where(eligible)
@@ -412,6 +420,9 @@ class SQLLifecycle:
             for uuid, _ in rows:
                 if uuid in gone:
                     report.add(uuid, *sizes.get(uuid, (0, 0)))
+            seen += len(rows)
+            if progress is not None:
+                progress(seen, max(total, seen))
             if len(rows) < batch_size:
                 return report
             after = (rows[-1][1], rows[-1][0])
