@@ -18,8 +18,10 @@ to names before any entry is read.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,7 +46,11 @@ def _name_ns(name: str) -> int:
 
 
 class PathLifecycle:
-    """Connection methods of issue "history, snapshots and lifecycle" over paths."""
+    """History, snapshots, summaries, listings, forks and purge over the path primitives."""
+
+    #: Whether purge pauses between batches as long as a batch held the store (at
+    #: most 0.1 s): for stores whose lock waiters poll (dir), so they get their turn.
+    _purge_pauses = False
 
     # -- history primitives (defaults) ----------------------------------------
     def _append(self, record_path: str, fields: dict[str, Any], revision: Any,
@@ -290,12 +296,15 @@ class PathLifecycle:
               progress: Callable[[int, int], None] | None = None) -> lifecycle.PurgeReport:
         cutoff, wanted = lifecycle.check_purge(finished_before, states, batch_size)
         report = lifecycle.PurgeReport(dry_run=dry_run)
-        candidates = [uuid for uuid, _, _ in self._purgeable(None, cutoff, wanted)]
+        # Found without holding the store (dir: its lock); each batch checks again.
+        candidates = [uuid for uuid, _, _ in self._purgeable(None, cutoff, wanted,
+                                                             locked=False)]
         for start in range(0, len(candidates), batch_size):
             batch = candidates[start:start + batch_size]
             if dry_run:
                 found = self._purgeable(batch, cutoff, wanted)
             else:
+                held = time.monotonic()
                 with self._transaction() as txn:
                     # Checked again in the transaction: a writer may have moved on.
                     found = self._purgeable(batch, cutoff, wanted)
@@ -303,6 +312,8 @@ class PathLifecycle:
                     for uuid, flows, atom_lists in found:
                         self._delete_book(self._book(uuid), flows, atom_lists,
                                           snapshot_ids, txn)
+                if self._purge_pauses and start + batch_size < len(candidates):
+                    time.sleep(min(time.monotonic() - held, 0.1))
             report.batches += 1
             for uuid, flows, atom_lists in found:
                 report.add(uuid, len(flows), sum(len(_names(a)) for a in atom_lists))
@@ -311,11 +322,11 @@ class PathLifecycle:
         return report
 
     def _purgeable(self, book_uuids: list[str] | None, cutoff: datetime.datetime,
-                   wanted: tuple[str, ...]
+                   wanted: tuple[str, ...], locked: bool = True
                    ) -> list[tuple[str, list[str], list[list[str] | None]]]:
         """(book uuid, its flow uuids, each flow's atom links) of the books that may go:
         saved before ``cutoff``, every flow in ``wanted`` and last written before it."""
-        with self._reading():
+        with self._reading() if locked else contextlib.nullcontext():
             if book_uuids is None:
                 book_uuids = (_names(self._children(self.book_path))
                               if self._exists(self.book_path) else [])

@@ -138,6 +138,7 @@ class DirBackend(PathBasedBackend):
 
 
 class DirConnection(PathBasedConnection):
+    _purge_pauses = True   # writers of other processes poll for the lock
     def __init__(self, backend: DirBackend) -> None:
         super().__init__(backend, "/")
         self._root = backend.path

@@ -114,6 +114,11 @@ class FakeFilesystem:
         node[0] = value
         node[1] = node[1] + 1 if revision is None else revision
 
+    def _add_leaf(self, parent: str, name: str, value: Any) -> None:
+        """Add a new child ``name`` holding ``value`` below the existing ``parent``."""
+        self._nodes[parent][2][name] = None
+        self._nodes[f"{parent}/{name}"] = [value, 1, {}]
+
     def __delitem__(self, path: str) -> None:
         path = self.normpath(path)
         with self.lock.write_lock():
@@ -238,8 +243,8 @@ class MemoryConnection(PathBasedConnection):
         # Kept as the dict itself: it is built for this entry only and never
         # handed out (readers get a HistoryEntry built from it).
         fields["revision"] = revision
-        txn.ops.append((self._fs._set, f"{record_path}/{HISTORY_PREFIX}"
-                        f"{history.entry_name(fields['at_ns'])}", fields, 1))
+        txn.ops.append((self._fs._add_leaf, record_path,
+                        HISTORY_PREFIX + history.entry_name(fields["at_ns"]), fields))
 
     def _link(self, path: str, txn: _Transaction) -> None:
         txn.ops.append((self._fs._ensure, path))
