@@ -61,10 +61,19 @@ def _header(doc: dict[str, Any]) -> list[str]:
              + (f" (drivers: {', '.join(f'{k} {v}' for k, v in sorted(tf_drivers.items()))})"
                 if tf_drivers else "") + "  ",
              f"- **Servers**: {servers or 'none'}  ",
-             f"- **Repetitions**: {meta['sizes']['reps']}, every figure is their median"
+             f"- **Load average** (1/5/15 min) at start: {_load(meta, 'start')}, at end: "
+             f"{_load(meta, 'end')} on {m['cpus']} CPUs — anything above ~1 means other "
+             f"work shared the machine and CPU-bound figures are inflated  ",
+             f"- **Repetitions**: up to {meta['sizes']['reps']} (fewer where a phase's time "
+             f"budget ran out: see the reps columns); every figure is their median"
              + (" — **QUICK MODE: tiny sizes, figures are not meaningful**"
                 if meta["quick"] else ""), ""]
     return lines
+
+
+def _load(meta: dict[str, Any], when: str) -> str:
+    value = get(meta, "load_average", when)
+    return " ".join(value) if value else "not recorded"
 
 
 def _availability(doc: dict[str, Any]) -> list[str]:

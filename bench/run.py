@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                                                              else argv),
                  "quick": args.quick, "sizes": dict(vars(sizes)), "machine": machine(),
                  "python": sys.version.split()[0], "git": git_revision(),
-                 "drivers": adapters.versions()},
+                 "drivers": adapters.versions(),
+                 "load_average": {"start": _read("/proc/loadavg").split()[:3]}},
         "availability": {}, "floors": {}, "runs": {}}
     try:
         for backend in args.backends:
@@ -255,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         services.close()
     doc["meta"]["elapsed_s"] = time.perf_counter() - started
+    doc["meta"]["load_average"]["end"] = _read("/proc/loadavg").split()[:3]
     name = f"bench-{stamp.strftime('%Y%m%dT%H%M%SZ')}{'-quick' if args.quick else ''}.json"
     for path in (os.path.join(args.out, name), os.path.join(args.out, "latest.json")):
         _write_json(doc, path)
