@@ -32,7 +32,7 @@ from ...exceptions import NotFound, StorageFailure
 from ...path_based import check_component
 from . import codec, migrate
 from .claims import SQLClaims
-from .lifecycle import HISTORY_FROM_ATOM, SQLLifecycle
+from .lifecycle import HISTORY_FROM_ATOM, UPDATE_LOGGED_PG, SQLLifecycle
 from .session import Session
 from .statements import ATOMS, BOOKS, CHUNKS, FLOWS
 from .writes import RowWrite, check_unique, conflict, write_chunks, write_rows
@@ -159,12 +159,19 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
         # The hot path: one conditional UPDATE, its own transaction, no read first.
         params["w_seen"] = seen
         params["v_revision"] = seen + 1
+        statement, then = ATOMS.update_keep_parent, None
+        if backend.history:   # its history row, in its transaction
+            log = self._atom_log(atom_detail, True)
+            if self._session.postgresql:   # one statement: UPDATE in a CTE, then INSERT
+                statement = UPDATE_LOGGED_PG
+                params.update(log)
+            else:
+                then = (HISTORY_FROM_ATOM, log)
         self._session.update_row(
             lambda: f"update atom detail {atom_detail.name!r} ({atom_detail.uuid})",
-            ATOMS.update_keep_parent, params,
+            statement, params,
             lambda hit: self._atom_miss(atom_detail, seen, hit), (ATOMS, atom_detail.uuid),
-            (HISTORY_FROM_ATOM, self._atom_log(atom_detail, True))
-            if backend.history else None)
+            then)
         atom_detail._mark_saved(seen + 1)
         d["_stored_state"] = d["state"]
         return atom_detail

@@ -26,7 +26,8 @@ from .tables import history as history_table
 from .types import ID
 from .writes import RowWrite, batches, write_chunks, write_rows
 
-__all__ = ["SQLLifecycle", "INSERT_HISTORY", "HISTORY_FROM_ATOM", "entry_params"]
+__all__ = ["SQLLifecycle", "INSERT_HISTORY", "HISTORY_FROM_ATOM", "UPDATE_LOGGED_PG",
+           "entry_params"]
 
 _H = history_table.c
 _COLUMNS = ("uuid", "kind", "name", "flow_uuid", "old_state", "new_state", "intention",
@@ -45,6 +46,17 @@ HISTORY_FROM_ATOM = sa.insert(history_table).from_select(list(_COLUMNS), sa.sele
     sa.bindparam("h_at_ns", type_=sa.BigInteger), sa.bindparam("h_owner", type_=ID),
     sa.bindparam("h_event", type_=sa.String(16)),
 ).where(atomdetails.c.uuid == sa.bindparam("v_uuid")))
+
+#: PostgreSQL: the hot-path UPDATE and its history row in one statement (one round
+#: trip): the UPDATE in a CTE, RETURNING what the history row needs.
+_UPDATED = ATOMS.update_keep_parent.returning(
+    atomdetails.c.uuid, atomdetails.c.name, atomdetails.c.parent_uuid, atomdetails.c.state,
+    atomdetails.c.intention, atomdetails.c.revision).cte("updated")
+UPDATE_LOGGED_PG = sa.insert(history_table).from_select(list(_COLUMNS), sa.select(
+    _UPDATED.c.uuid, sa.literal_column("'atom'"), _UPDATED.c.name, _UPDATED.c.parent_uuid,
+    sa.bindparam("h_old_state", type_=ID), _UPDATED.c.state, _UPDATED.c.intention,
+    _UPDATED.c.revision, sa.bindparam("h_at_ns", type_=sa.BigInteger),
+    sa.bindparam("h_owner", type_=ID), sa.bindparam("h_event", type_=sa.String(16))))
 
 _SELECT_HISTORY = sa.select(*(_H[name] for name in _COLUMNS))
 _BOOK_COLS = [logbooks.c[name] for name in BOOK_COLUMNS]

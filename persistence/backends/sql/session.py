@@ -228,8 +228,11 @@ class Session:
             nonlocal pending
             if pending and self.committed(conn, check, txn):
                 return
-            if then is not None and self.sqlite:
-                conn.exec_driver_sql("BEGIN")   # two statements: one transaction
+            if then is not None and self.sqlite:   # two statements: one transaction
+                if self.instrumented(conn):
+                    conn.exec_driver_sql("BEGIN")
+                else:
+                    conn.connection.dbapi_connection.execute("BEGIN")
             rowcount, commit = self.execute_raw(conn, statement, params)
             if rowcount == 1:
                 if then is not None:
