@@ -10,6 +10,7 @@ so it loads under either interpreter.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import random
 import resource
 import time
@@ -386,6 +387,10 @@ def run_w5(api: Any, backend: Any, n: int, sizes: Sizes) -> dict[str, Any]:
 
         def save(rep: int) -> float:
             nonlocal book
+            # Drop the previous book first (models hold reference cycles): peak RSS
+            # must not depend on how many repetitions the budget allowed.
+            book = None
+            gc.collect()
             attempt = make_book(api, f"w5-{n}-{rep}", 1, n)
             seconds = timed(lambda: conn.save_logbook(attempt))
             book = attempt
