@@ -1,0 +1,1 @@
+"""Resumption from a peer machine: two "hosts" (network namespaces) and shared servers."""
