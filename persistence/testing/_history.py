@@ -1,4 +1,5 @@
-"""Contract part: history, snapshots, forks, summaries, listings and purge."""
+"""Contract part: history, snapshots, forks, summaries, listings and purge, and
+Storage's fingerprints and listeners over the backend."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import time
 import pytest
 
 from .. import states
+from ..atom import Task
 from ..exceptions import Conflict, NotFound, SerializationError
 from ..history import FORK, RESTORE, WRITE
 from ..lifecycle import FORKED_FROM
 from ..models import FlowDetail, LogBook, RetryDetail, TaskDetail
+from ..storage import Storage
 from ._support import reopen, same_flow
 from .samples import make_failure, new_uuid
 
@@ -366,6 +369,36 @@ class LifecycleContract:
                 other.list_flow_details(logbook=new_uuid())
             with pytest.raises(ValueError):
                 other.list_flow_details(state="DONE")
+
+    # -- Storage over this backend: fingerprints and listeners ------------------------
+    def test_storage_fingerprints_and_listeners_through_the_store(self, backend, conn):
+        book = LogBook("storage")
+        fd = FlowDetail("flow", new_uuid())
+        book.add(fd)
+        conn.save_logbook(book)
+        atoms = [Task("a", provides="x", requires="seed"), Task("b", requires="x")]
+        seen: list = []
+        first = Storage(conn.get_flow_details(fd.uuid), backend)
+        first.add_listener(seen.append)
+        first.ensure_atoms(atoms)
+        first.inject({"seed": 1})
+        for atom in atoms:
+            first.save(atom.name, first.fetch_mapped_args(atom.rebind, atom_name=atom.name))
+        first.close()
+        assert [(c.name, c.field, c.new) for c in seen] == [
+            ("a", "state", states.SUCCESS), ("a", "results", {"seed": 1}),
+            ("b", "state", states.SUCCESS), ("b", "results", {"x": {"seed": 1}})]
+        resumed = Storage(conn.get_flow_details(fd.uuid), backend)   # from the store
+        resumed.ensure_atoms(atoms)
+        assert resumed.stale_atoms(atoms) == []
+        resumed.inject({"seed": 2})
+        assert resumed.stale_atoms(atoms) == ["a", "b"]
+        assert resumed.invalidate_stale(atoms) == ["a", "b"]
+        resumed.close()
+        with reopen(backend) as other:
+            stored = {ad.name: ad.state for ad in other.get_flow_details(fd.uuid)}
+        assert stored == {"a": states.PENDING, "b": states.PENDING,
+                          Storage.injector_name: states.SUCCESS}
 
     # -- retention ---------------------------------------------------------------------
     def test_purge_deletes_old_finished_logbooks_in_batches(self, backend, conn):

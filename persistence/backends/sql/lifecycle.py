@@ -407,7 +407,8 @@ class SQLLifecycle:
             page = page.order_by(logbooks.c.updated_at, logbooks.c.uuid).limit(batch_size)
 
             def op(conn: sa.Connection, page: sa.Select = page) -> tuple[list, dict, set]:
-                self._begin(conn)
+                if not dry_run:
+                    self._begin(conn)
                 try:
                     rows = conn.execute(page).all()
                     uuids = [r[0] for r in rows]
