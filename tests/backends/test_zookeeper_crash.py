@@ -109,7 +109,14 @@ def test_killed_save_exposes_nothing_incomplete(zookeeper_backend_factory, zooke
                 continue
             same_atom(got, ad)
             whole += 1
-        assert whole >= (atoms // 3 if phase == "atoms" else atoms)
+        if phase == "atoms":
+            # The kill may land between creating a znode (empty: "being written")
+            # and setting its data, so count what is stored rather than the children.
+            stored = sum(1 for name in zookeeper_admin.get_children(atom_dir)
+                         if zookeeper_admin.exists(f"{atom_dir}/{name}").dataLength > 0)
+            assert whole == stored > 0
+        else:
+            assert whole >= atoms
         # Saving again (fresh objects, as after a restart) completes the logbook.
         again = build_book(atoms, size)
         conn.save_logbook(again)
