@@ -248,15 +248,16 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
         return book
 
     @staticmethod
-    def _attach_atoms(flows: list[models.FlowDetail], atoms: list[models.AtomDetail],
-                      parents: dict[str, str]) -> None:
-        by_uuid = {fd.uuid: fd for fd in flows}
-        for ad in atoms:
-            fd = by_uuid.get(parents[ad.uuid])
-            if fd is not None:
-                fd._atomdetails_by_id[ad.uuid] = ad
-        for fd in flows:
-            fd.__dict__["_changed"] = False
+    def _attach(parents: list[Any], children: list[Any], parent_of: dict[str, str],
+                container: str) -> None:
+        """Put each child into its parent's ``container`` dict; parents count as unchanged."""
+        by_uuid = {parent.uuid: parent for parent in parents}
+        for child in children:
+            parent = by_uuid.get(parent_of[child.uuid])
+            if parent is not None:
+                parent.__dict__[container][child.uuid] = child
+        for parent in parents:
+            parent.__dict__["_changed"] = False
 
     def _load_flows(self, conn: sa.Connection, flow_rows: list[Any], atom_statement,
                     chunk_statement, params: dict[str, Any],
@@ -265,7 +266,7 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
         if not lazy and flows:
             rows = conn.execute(atom_statement, params).all()
             atoms = self._atoms_from(conn, rows, chunk_statement, params)
-            self._attach_atoms(flows, atoms, {row[0]: row[12] for row in rows})
+            self._attach(flows, atoms, {row[0]: row[12] for row in rows}, "_atomdetails_by_id")
         return flows
 
     def _atoms_from(self, conn: sa.Connection, rows: list[Any], chunk_statement: sa.Select,
@@ -283,16 +284,6 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
             atoms.append(atom)
         return atoms
 
-    def _attach_flows(self, books: list[models.LogBook], flows: list[models.FlowDetail],
-                      parents: dict[str, str]) -> None:
-        by_uuid = {book.uuid: book for book in books}
-        for fd in flows:
-            book = by_uuid.get(parents[fd.uuid])
-            if book is not None:
-                book._flowdetails_by_id[fd.uuid] = fd
-        for book in books:
-            book.__dict__["_changed"] = False
-
     def get_logbook(self, book_uuid: str, lazy: bool = False) -> models.LogBook:
         check_component("logbook uuid", book_uuid)
         params = {"uuid": book_uuid}
@@ -306,7 +297,7 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
                 flow_rows = conn.execute(FLOWS.by_book, params).all()
                 flows = self._load_flows(conn, flow_rows, ATOMS.by_book, CHUNKS.by_book,
                                          params, lazy=False)
-                self._attach_flows([book], flows, {r[0]: r[4] for r in flow_rows})
+                self._attach([book], flows, {r[0]: r[4] for r in flow_rows}, "_flowdetails_by_id")
             return book
 
         return self._session.read(f"load logbook {book_uuid}", body, consistent=not lazy)
@@ -318,7 +309,7 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
                 flow_rows = conn.execute(FLOWS.select).all()
                 flows = self._load_flows(conn, flow_rows, ATOMS.select, CHUNKS.all, {},
                                          lazy=False)
-                self._attach_flows(books, flows, {r[0]: r[4] for r in flow_rows})
+                self._attach(books, flows, {r[0]: r[4] for r in flow_rows}, "_flowdetails_by_id")
             return books
 
         return iter(self._session.read("load logbooks", body, consistent=not lazy))
