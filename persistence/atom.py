@@ -5,8 +5,9 @@ An engine's atoms carry behaviour; ``Storage`` only reads their *data*: a
 which values they need (``rebind``/``requires``/``optional``).  These classes
 hold exactly that, so engines (and tests) can describe a flow without pulling
 in an execution framework.  ``Storage`` accepts any object with the same
-attributes (TaskFlow's atoms included); an instance of :class:`Retry` gets a
-``RetryDetail``, anything else a ``TaskDetail``.
+attributes (TaskFlow's atoms included); a retry (see :func:`is_retry`: this
+module's :class:`Retry`, TaskFlow's retries, anything with ``on_failure``)
+gets a ``RetryDetail``, anything else a ``TaskDetail``.
 
 >>> t = Task("split", provides=["low", "high"], requires=["total"])
 >>> t.save_as
@@ -22,7 +23,7 @@ from typing import Any
 
 from .failure import Failure
 
-__all__ = ["Atom", "Task", "Retry", "History", "version_string"]
+__all__ = ["Atom", "Task", "Retry", "History", "is_retry", "version_string"]
 
 
 def _names(value: str | Iterable[str] | None, what: str) -> list[str]:
@@ -91,6 +92,21 @@ def version_string(atom: Any) -> str | None:
     if isinstance(version, (tuple, list)):
         return ".".join(str(part) for part in version)
     return str(version)
+
+
+def is_retry(atom: Any) -> bool:
+    """Whether ``atom`` is a retry (gets a ``RetryDetail``) rather than a task.
+
+    True for this module's :class:`Retry`, for any class named ``Retry`` in the
+    atom's class hierarchy (TaskFlow's ``taskflow.retry.Retry`` and its
+    subclasses) and for any atom with an ``on_failure`` method (what makes a
+    retry a retry: it decides what happens when its subflow fails).
+    """
+    if isinstance(atom, Retry):
+        return True
+    if any(cls.__name__ == "Retry" for cls in type(atom).__mro__):
+        return True
+    return callable(getattr(atom, "on_failure", None))
 
 
 class Atom:

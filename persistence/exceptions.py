@@ -21,11 +21,45 @@ __all__ = [
     "DisallowedAccess",
     "AmbiguousName",
     "FingerprintError",
+    "InvalidFormat",
 ]
 
 
 class PersistenceError(Exception):
-    """Root of every error raised by ``persistence``."""
+    """Root of every error raised by ``persistence``.
+
+    ``PersistenceError(message, cause)`` as TaskFlow's exceptions: ``cause``
+    (also set as ``__cause__``) is the error this one reports.
+    """
+
+    def __init__(self, message: str = "", cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self._cause = cause
+        if cause is not None and self.__cause__ is None:
+            self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException | None:
+        """The error this one reports: the ``cause`` given, else ``__cause__``."""
+        return self._cause if self._cause is not None else self.__cause__
+
+    def pformat(self, indent: int = 2, indent_text: str = " ",
+                show_root_class: bool = False) -> str:
+        """The message and, one indented line each, the chain of causes."""
+        if indent < 0:
+            raise ValueError(f"indent must be >= 0, not {indent}")
+        lines = [(f"{type(self).__name__}: " if show_root_class else "") + str(self.args[0]
+                                                                             if self.args
+                                                                             else "")]
+        seen: list[BaseException] = [self]
+        cause, depth = self.cause, indent
+        while cause is not None and not any(cause is s for s in seen):
+            seen.append(cause)
+            lines.append(indent_text * depth + f"{type(cause).__name__}: {cause}")
+            cause = getattr(cause, "cause", None) if isinstance(cause, PersistenceError) \
+                else cause.__cause__
+            depth += indent
+        return "\n".join(lines)
 
 
 class NotFound(PersistenceError, LookupError):
@@ -54,9 +88,10 @@ class InvalidState(PersistenceError):
 class Conflict(StorageFailure):
     """A write was based on a stale revision of a record; nothing was written."""
 
-    def __init__(self, message: str, *, record: str | None = None,
-                 expected: int | None = None, found: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, cause: BaseException | None = None, *,
+                 record: str | None = None, expected: int | None = None,
+                 found: int | None = None) -> None:
+        super().__init__(message, cause)
         self.record = record
         self.expected = expected
         self.found = found
@@ -74,11 +109,16 @@ class MissingDependency(PersistenceError, ImportError):
     """An optional dependency of a backend is missing; the message names the extra to install."""
 
 
-class DisallowedAccess(StorageFailure):
-    """An atom's result was asked for while the atom has none (wrong state)."""
+class DisallowedAccess(NotFound):
+    """An atom's result was asked for while the atom has none (wrong state).
 
-    def __init__(self, message: str, state: str | None = None) -> None:
-        super().__init__(message)
+    A :class:`NotFound`, so the ``except NotFound`` that TaskFlow's engine and
+    its users write for a missing result catches it too.
+    """
+
+    def __init__(self, message: str, cause: BaseException | None = None,
+                 state: str | None = None) -> None:
+        super().__init__(message, cause)
         self.state = state
 
 
@@ -100,3 +140,7 @@ class FingerprintError(PersistenceError, TypeError):
         super().__init__(message)
         self.argument = argument
         self.atom = atom
+
+
+class InvalidFormat(PersistenceError, ValueError):
+    """Data handed in (a failure's dict form, a record) does not have the expected shape."""

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["Failure"]
+from .exceptions import InvalidFormat
+
+__all__ = ["Failure", "WrappedFailure"]
+
+#: The exception types a stored failure's type names may end with (``validate``).
+BASE_EXCEPTIONS = ("BaseException", "Exception")
+_SCALARS = (str, int, float, bool, type(None))
 
 _VERSION = 1
 
@@ -39,43 +45,58 @@ class Failure:
     """An exception captured as data.
 
     Build one with :meth:`from_exception` (or ``Failure()`` inside an
-    ``except`` block); rebuild a stored one with :meth:`from_dict`.
+    ``except`` block); rebuild a stored one with :meth:`from_dict`.  The
+    keyword form ``Failure(exception_str=..., exc_type_names=..., ...)``
+    rebuilds one from its parts, as TaskFlow's does.
     """
 
     __slots__ = ("_exc_type_names", "_exception_str", "_traceback_str", "_cause",
-                 "_exception")
+                 "_exception", "_exc_args", "_exc_info")
+
+    #: Version of the dict form written by :meth:`to_dict`.
+    DICT_VERSION = _VERSION
+    BASE_EXCEPTIONS = BASE_EXCEPTIONS
 
     def __init__(self, exc_info: tuple | None = None, *,
                  exc_type_names: Iterable[str] | None = None,
-                 exception_str: str = "", traceback_str: str = "",
-                 cause: Failure | None = None) -> None:
+                 exception_str: str = "", traceback_str: str | None = "",
+                 cause: Failure | None = None, exc_args: Iterable[Any] = (),
+                 causes: Iterable[Failure] | None = None) -> None:
         if exc_type_names is not None:
             self._exc_type_names = tuple(exc_type_names)
             if not self._exc_type_names:
                 raise ValueError("a Failure needs at least one exception type name")
             self._exception_str = exception_str
-            self._traceback_str = traceback_str
+            self._traceback_str = traceback_str or ""
+            if cause is None and causes:
+                cause = next(iter(causes))   # causes is the chain, nearest first
             self._cause = cause
-            self._exception = None
+            self._exc_args = tuple(exc_args)
+            self._exc_info = exc_info if exc_info and exc_info[1] is not None else None
+            self._exception = self._exc_info[1] if self._exc_info else None
             return
         if exc_info is None:
             exc_info = sys.exc_info()
+        elif len(exc_info) != 3:
+            raise ValueError("exc_info must be a (type, value, traceback) triple")
         exc_type, exc, tb = exc_info
         if exc is None:
             raise ValueError("Failure() outside an except block needs an exception "
                              "(use Failure.from_exception(exc))")
+        tb = tb if tb is not None else exc.__traceback__
         self._exception = exc
+        self._exc_info = (exc_type or type(exc), exc, tb)
+        self._exc_args = tuple(getattr(exc, "args", ()))
         self._exc_type_names = _type_names(exc_type or type(exc))
         self._exception_str = str(exc)
-        tb = tb if tb is not None else exc.__traceback__
         self._traceback_str = "".join(traceback.format_tb(tb)) if tb is not None else ""
         chained = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
         self._cause = Failure.from_exception(chained) if chained is not None else None
 
     @classmethod
-    def from_exception(cls, exc: BaseException) -> Failure:
-        """Capture ``exc`` (with its traceback and cause chain)."""
-        return cls((type(exc), exc, exc.__traceback__))
+    def from_exception(cls, exception: BaseException) -> Failure:
+        """Capture ``exception`` (with its traceback and cause chain)."""
+        return cls((type(exception), exception, exception.__traceback__))
 
     # -- introspection ---------------------------------------------------
     @property
@@ -84,21 +105,48 @@ class Failure:
         return self._exception
 
     @property
+    def exc_info(self) -> tuple | None:
+        """``(type, value, traceback)`` while the exception is live, else None."""
+        return self._exc_info
+
+    @property
+    def exception_args(self) -> tuple:
+        """The exception's ``args`` (as captured; only JSON scalars survive storage)."""
+        return self._exc_args
+
+    @property
     def exc_type_names(self) -> tuple[str, ...]:
         """Qualified type names of the exception's class and its bases, most derived first."""
         return self._exc_type_names
 
     @property
     def exception_str(self) -> str:
+        """``str()`` of the exception."""
         return self._exception_str
 
     @property
     def traceback_str(self) -> str:
+        """The traceback as text (empty when none was captured)."""
         return self._traceback_str
 
     @property
     def cause(self) -> Failure | None:
+        """The failure this one was raised from (``__cause__``/``__context__``), or None."""
         return self._cause
+
+    @property
+    def causes(self) -> tuple[Failure, ...]:
+        """The whole cause chain, nearest first (not including this failure)."""
+        chain = []
+        cause = self._cause
+        while cause is not None:
+            chain.append(cause)
+            cause = cause._cause
+        return tuple(chain)
+
+    def __iter__(self) -> Iterator[str]:
+        """The exception type names, most derived first."""
+        return iter(self._exc_type_names)
 
     def check(self, *exc_classes: type | str) -> type | str | None:
         """Return the first of ``exc_classes`` this failure is an instance of, else None.
@@ -137,7 +185,17 @@ class Failure:
         """Raise the original exception if live, else a :class:`WrappedFailure`."""
         if self._exception is not None:
             raise self._exception
-        raise WrappedFailure(self)
+        raise WrappedFailure([self])
+
+    @staticmethod
+    def reraise_if_any(failures: Iterable[Failure]) -> None:
+        """Re-raise the one failure given, raise :class:`WrappedFailure` of several, or
+        return None when there are none."""
+        failures = list(failures)
+        if len(failures) == 1:
+            failures[0].reraise()
+        elif failures:
+            raise WrappedFailure(failures)
 
     # -- formatting ------------------------------------------------------
     def pformat(self, traceback: bool = False) -> str:
@@ -147,6 +205,8 @@ class Failure:
             if self._traceback_str:
                 lines.append("Traceback (most recent call last):")
                 lines.append(self._traceback_str.rstrip("\n"))
+            else:
+                lines.append("Traceback not available.")
             if self._cause is not None:
                 lines.append("Caused by:")
                 lines.append(self._cause.pformat(traceback=True))
@@ -159,42 +219,120 @@ class Failure:
         return f"<Failure {self._exc_type_names[0]}: {self._exception_str!r}>"
 
     def copy(self) -> Failure:
-        clone = Failure(exc_type_names=self._exc_type_names,
-                        exception_str=self._exception_str,
-                        traceback_str=self._traceback_str,
-                        cause=self._cause.copy() if self._cause else None)
-        clone._exception = self._exception
-        return clone
+        """A copy (sharing the live exception, if any)."""
+        return Failure(self._exc_info, exc_type_names=self._exc_type_names,
+                       exception_str=self._exception_str,
+                       traceback_str=self._traceback_str, exc_args=self._exc_args,
+                       cause=self._cause.copy() if self._cause else None)
 
     # -- storage ---------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_dict` rebuilds an equal failure."""
-        return {
+    def to_dict(self, include_args: bool = True) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` rebuilds an equal failure.
+
+        ``exc_args`` keeps the exception's arguments that are JSON scalars
+        (others as their ``repr``); ``include_args=False`` leaves them out.
+        """
+        data = {
             "version": _VERSION,
             "exc_type_names": list(self._exc_type_names),
             "exception_str": self._exception_str,
             "traceback_str": self._traceback_str,
-            "cause": self._cause.to_dict() if self._cause is not None else None,
+            "cause": self._cause.to_dict(include_args) if self._cause is not None else None,
         }
+        if include_args and self._exc_args:
+            data["exc_args"] = [a if isinstance(a, _SCALARS) else repr(a)
+                                for a in self._exc_args]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Failure:
+        """Rebuild a failure from :meth:`to_dict`'s form (TaskFlow's ``causes`` list
+        form is read too)."""
         try:
             cause = data.get("cause")
+            if cause is None and data.get("causes"):
+                cause = data["causes"][0]
             return cls(exc_type_names=data["exc_type_names"],
                        exception_str=data.get("exception_str", ""),
                        traceback_str=data.get("traceback_str", ""),
+                       exc_args=data.get("exc_args") or (),
                        cause=cls.from_dict(cause) if cause else None)
-        except (KeyError, TypeError, AttributeError) as err:
+        except (KeyError, TypeError, AttributeError, IndexError) as err:
             raise ValueError(f"not a stored Failure: {data!r:.200}") from err
+
+    @classmethod
+    def validate(cls, data: Any) -> None:
+        """Check that ``data`` is a failure in dict form; :class:`InvalidFormat` says
+        what is wrong (a missing or mistyped field, or a type chain that does not
+        end in an exception base type)."""
+        pending = [(data, "failure")]
+        while pending:
+            item, where = pending.pop()
+            if not isinstance(item, dict):
+                raise InvalidFormat(f"{where} must be a dict, not {type(item).__name__}")
+            for key, kind in (("exception_str", str), ("exc_type_names", list),
+                              ("version", int)):
+                if not isinstance(item.get(key), kind if kind is not list else (list, tuple)):
+                    raise InvalidFormat(f"{where} needs {key!r} of type {kind.__name__}, "
+                                        f"got {item.get(key)!r:.80}")
+            if item.get("traceback_str") is not None and \
+                    not isinstance(item["traceback_str"], str):
+                raise InvalidFormat(f"{where}: 'traceback_str' must be a string or None")
+            names = item["exc_type_names"]
+            if not names or not all(isinstance(n, str) for n in names):
+                raise InvalidFormat(f"{where}: 'exc_type_names' must be a non-empty list "
+                                    f"of strings")
+            if names[-1] not in BASE_EXCEPTIONS:
+                raise InvalidFormat(f"{where}: 'exc_type_names' must end with one of "
+                                    f"{', '.join(BASE_EXCEPTIONS)}, not {names[-1]!r}")
+            if item.get("cause") is not None:
+                pending.append((item["cause"], f"{where}.cause"))
+            for i, sub in enumerate(item.get("causes") or ()):
+                pending.append((sub, f"{where}.causes[{i}]"))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.to_dict()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        clone = Failure.from_dict(state)
+        for slot in Failure.__slots__:
+            setattr(self, slot, getattr(clone, slot))
 
 
 class WrappedFailure(Exception):
-    """Raised by :meth:`Failure.reraise` when the original exception is not available."""
+    """One or several failures raised as an exception: by :meth:`Failure.reraise`
+    when the original exception is not available (reloaded from a store), and by
+    :meth:`Failure.reraise_if_any` when several atoms failed at once.
 
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.pformat())
-        self.failure = failure
+    Iterate over it for the failures; :attr:`failure` is the first.
+    """
+
+    def __init__(self, causes: Failure | Iterable[Failure]) -> None:
+        failures: list[Failure] = []
+        for cause in [causes] if isinstance(causes, Failure) else causes:
+            if isinstance(cause.exception, WrappedFailure):
+                failures.extend(cause.exception)      # flatten nested wrappers
+            else:
+                failures.append(cause)
+        super().__init__(failures[0].pformat() if len(failures) == 1 else
+                         "WrappedFailure: [" + ", ".join(map(str, failures)) + "]")
+        self._causes = failures
+
+    @property
+    def failure(self) -> Failure | None:
+        """The first wrapped failure."""
+        return self._causes[0] if self._causes else None
+
+    def __iter__(self) -> Iterator[Failure]:
+        return iter(self._causes)
+
+    def __len__(self) -> int:
+        return len(self._causes)
 
     def check(self, *exc_classes: type | str) -> type | str | None:
-        return self.failure.check(*exc_classes)
+        """The first of ``exc_classes`` that any wrapped failure is an instance of, else None."""
+        for cause in self._causes:
+            found = cause.check(*exc_classes)
+            if found is not None:
+                return found
+        return None

@@ -149,9 +149,9 @@ class Lookup:
         try:
             return extract(result, provider.index)
         except NotFound as err:
-            raise NotFound(f"value {name!r}{needed_by} should be item {provider.index!r} "
-                           f"of atom {provider.atom!r}'s result, which has no such "
-                           f"item") from err
+            raise NotFound(f"Unable to find result {name!r}{needed_by}: it should be item "
+                           f"{provider.index!r} of atom {provider.atom!r}'s result, which "
+                           f"has no such item") from err
 
     def fetch(self, name: str, flow_sources: Sources,
               many_handler: Callable[[list], Any] | None = None) -> Any:
@@ -176,8 +176,8 @@ class Lookup:
             return value
         provider, _ = self._pick(name, None)
         if provider is None:
-            raise NotFound(f"no value named {name!r}: nothing injected it and no atom "
-                           f"provides it")
+            raise NotFound(f"Name {name!r} is not mapped to any value: nothing injected "
+                           f"it and no atom provides it")
         return self._value(provider, name, "")
 
     def fetch_all(self, flow_sources: Sources,

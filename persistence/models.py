@@ -26,7 +26,7 @@ from .failure import Failure
 
 __all__ = [
     "LogBook", "FlowDetail", "AtomDetail", "TaskDetail", "RetryDetail",
-    "atom_detail_class", "atom_detail_type",
+    "atom_detail_class", "atom_detail_type", "ATOM_TYPES",
 ]
 
 
@@ -522,6 +522,8 @@ _TYPE_TO_CLASS: dict[str, type[AtomDetail]] = {
     "RETRY_DETAIL": RetryDetail,
 }
 _CLASS_TO_TYPE = {cls: name for name, cls in _TYPE_TO_CLASS.items()}
+#: The stored atom detail type names.
+ATOM_TYPES = list(_TYPE_TO_CLASS)
 
 
 def atom_detail_class(atom_type: str) -> type[AtomDetail]:
@@ -529,7 +531,7 @@ def atom_detail_class(atom_type: str) -> type[AtomDetail]:
     try:
         return _TYPE_TO_CLASS[atom_type]
     except KeyError:
-        raise TypeError(f"unknown atom detail type {atom_type!r}; "
+        raise TypeError(f"Unknown atom detail type {atom_type!r}; "
                         f"known: {', '.join(sorted(_TYPE_TO_CLASS))}") from None
 
 

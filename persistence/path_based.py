@@ -276,8 +276,22 @@ class PathBasedConnection(PathLifecycle, PathClaims, Connection, abc.ABC):
             self._link(self._join(flow_path, atom_uuid), txn)
         return written
 
+    def _ensure_layout(self) -> None:
+        """Create the layout on a store's first write, as an engine never calls upgrade().
+
+        Reads of a store with no layout find nothing and create nothing; the
+        first ``save_logbook`` makes it (once per backend instance).
+        """
+        backend = self._backend
+        if getattr(backend, "_layout_ready", False):
+            return
+        if not all(self._exists(p) for p in (self.book_path, self.flow_path, self.atom_path)):
+            self.upgrade()
+        backend._layout_ready = True
+
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
         book_path = self._book(book.uuid)
+        self._ensure_layout()
         book.updated_at = datetime.datetime.now(datetime.timezone.utc)
         with self._transaction() as txn:
             written = []

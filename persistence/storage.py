@@ -46,7 +46,7 @@ from typing import Any
 
 from . import claims, models, states
 from ._rwlock import ReaderWriterLock
-from .atom import History, Retry, version_string
+from .atom import History, is_retry, version_string
 from .backends.memory import MemoryBackend
 from .base import Backend, Connection
 from .claim_keeper import ClaimKeeper
@@ -57,15 +57,22 @@ from .listeners import Change, Listeners
 from .lookup import META_INJECTED, AmbiguousName, DisallowedAccess, Lookup, normalize_scope
 from .staleness import META_FINGERPRINT, dependencies, downstream, fingerprint, in_order
 
-__all__ = ["Storage", "POLICIES", "DisallowedAccess", "AmbiguousName"]
+__all__ = ["Storage", "POLICIES", "DisallowedAccess", "AmbiguousName", "META_INJECTED",
+           "META_PROGRESS", "META_PROGRESS_DETAILS", "STATES_WITH_RESULTS"]
 
 LOG = logging.getLogger(__name__)
 
 ALWAYS, BATCH, NEVER = "always", "batch", "never"
 POLICIES = (ALWAYS, BATCH, NEVER)
 
-_EXECUTE_RESULT_STATES = frozenset((states.SUCCESS, states.FAILURE))
-_REVERT_RESULT_STATES = frozenset((states.REVERTED, states.REVERT_FAILURE))
+# While an atom is REVERTING its execute result is still there (the revert is
+# handed it), and so is a revert result being replaced.
+_EXECUTE_RESULT_STATES = frozenset((states.SUCCESS, states.FAILURE, states.REVERTING))
+_REVERT_RESULT_STATES = frozenset((states.REVERTED, states.REVERT_FAILURE, states.REVERTING))
+#: Atom states in which an atom may have a result (execute or revert).
+STATES_WITH_RESULTS = tuple(sorted(_EXECUTE_RESULT_STATES | _REVERT_RESULT_STATES))
+#: Atom metadata keys of a task's progress (as TaskFlow).
+META_PROGRESS, META_PROGRESS_DETAILS = "progress", "progress_details"
 _FAILED = {states.SUCCESS: states.FAILURE, states.REVERTED: states.REVERT_FAILURE}
 _CONTAINERS = ("_atomdetails_by_id", "_flowdetails_by_id")
 
@@ -207,6 +214,12 @@ class Storage:
 
     @property
     def flow_detail(self) -> models.FlowDetail:
+        """The flow detail this object keeps (updated in place)."""
+        return self._flow
+
+    @property
+    def _flowdetail(self) -> models.FlowDetail:
+        # TaskFlow's name for it, which TaskFlow-based code and tests reach for.
         return self._flow
 
     @property
@@ -374,7 +387,7 @@ class Storage:
         try:
             ad = self._by_name[name]
         except KeyError:
-            raise NotFound(f"unknown atom {name!r} in flow {self._flow.name!r}") from None
+            raise NotFound(f"Unknown atom {name!r} in flow {self._flow.name!r}") from None
         if expected is not None and not isinstance(ad, expected):
             raise TypeError(f"atom {name!r} has a {type(ad).__name__}, "
                             f"not a {expected.__name__}")
@@ -391,7 +404,7 @@ class Storage:
             new: dict[str, models.AtomDetail] = {}
             for atom in atoms:
                 name = atom.name
-                cls = models.RetryDetail if isinstance(atom, Retry) else models.TaskDetail
+                cls = models.RetryDetail if is_retry(atom) else models.TaskDetail
                 if name == self.injector_name:
                     raise Duplicate(f"atom name {name!r} is reserved for flow injections")
                 existing = self._by_name.get(name, new.get(name))
@@ -401,9 +414,9 @@ class Storage:
                     ad.version = version_string(atom)
                     new[name] = ad
                 elif type(existing) is not cls:
-                    raise Duplicate(f"atom {name!r} already has a {type(existing).__name__} "
-                                    f"in flow {self._flow.name!r}; it cannot become a "
-                                    f"{cls.__name__}")
+                    raise Duplicate(f"Atom detail {name!r} already exists in flow "
+                                    f"{self._flow.name!r} as a {type(existing).__name__}; "
+                                    f"it cannot become a {cls.__name__}")
             if new:
                 def add(fd: models.FlowDetail) -> bool:
                     for ad in new.values():
@@ -451,8 +464,9 @@ class Storage:
 
     @staticmethod
     def _meta_update(update_with: Any) -> Callable[[models._Record], bool]:
-        """A mutation merging ``update_with`` into a record's meta (False if nothing new)."""
-        update = dict(update_with)
+        """A mutation merging ``update_with`` into a record's meta (False if nothing new;
+        ``None`` or empty: nothing to merge)."""
+        update = dict(update_with or ())
 
         def mutate(r: models._Record) -> bool:
             if all(k in r.meta and _same(r.meta[k], v) for k, v in update.items()):
@@ -541,29 +555,35 @@ class Storage:
         return ad.state if ad is not None else None
 
     def get_execute_result(self, atom_name: str) -> Any:
-        """The atom's result, or its Failure; DisallowedAccess if it has neither yet."""
+        """The atom's result, or its Failure; DisallowedAccess (a NotFound) if it has
+        neither yet.  A retry's result is its whole history of attempts."""
         with self._lock.read_lock():
-            return self._execute_result(atom_name)
+            return self._result(self._detail(atom_name), "results", "failure",
+                                _EXECUTE_RESULT_STATES)
 
     get = get_execute_result
 
     def get_revert_result(self, atom_name: str) -> Any:
+        """The atom's revert result, or its revert Failure; DisallowedAccess (a NotFound)
+        if it has neither."""
         with self._lock.read_lock():
             return self._result(self._detail(atom_name), "revert_results", "revert_failure",
                                 _REVERT_RESULT_STATES)
 
-    def _failures(self, field: str) -> dict[str, Failure]:
+    def _failures_in(self, field: str) -> dict[str, Failure]:
         with self._lock.read_lock():
             return {ad.name: getattr(ad, field) for ad in self._flow
                     if getattr(ad, field) is not None}
 
     def get_execute_failures(self) -> dict[str, Failure]:
         """{atom name: Failure} of every atom whose execution failed."""
-        return self._failures("failure")
+        return self._failures_in("failure")
+
+    get_failures = get_execute_failures
 
     def get_revert_failures(self) -> dict[str, Failure]:
         """{atom name: Failure} of every atom whose revert failed."""
-        return self._failures("revert_failure")
+        return self._failures_in("revert_failure")
 
     def has_failures(self) -> bool:
         return bool(self.get_execute_failures() or self.get_revert_failures())
@@ -699,8 +719,9 @@ class Storage:
                 args_mapping, atom_name, atom_sources, self._flow_sources(),
                 self._scope(atom_name, scope_walker), optional_args or ())
             if atom_name is not None:   # what the atom is given: its result's fingerprint
-                self._given[atom_name] = (mapped, self._transient_args(args_mapping,
-                                                                       atom_name))
+                # A copy: the caller may add to the dict it gets (TaskFlow's retries do).
+                self._given[atom_name] = (dict(mapped), self._transient_args(args_mapping,
+                                                                             atom_name))
             return mapped
 
     def fetch_unsatisfied_args(self, atom_name: str, args_mapping: Mapping[str, str],
