@@ -112,6 +112,7 @@ class Engine:
         before = storage.get_atoms_states(t.name for t in self.order)
         if storage.get_flow_state() == states.RUNNING:   # the last run died
             storage.change_flow_state(states.RESUMING)
+            storage.change_flow_state(states.SUSPENDED)
         storage.change_flow_state(states.RUNNING)
         outcomes = []
         for task in self.order:

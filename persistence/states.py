@@ -1,7 +1,14 @@
 """States of flows and atoms, intentions, and the transitions between them.
 
-The names and values match TaskFlow's ``taskflow.states`` so stored records
-are interchangeable.
+The names, values and checks match TaskFlow's ``taskflow.states`` (6.5), so
+stored records are interchangeable and an engine written against TaskFlow's
+module behaves the same on this one: :func:`check_flow_transition` and
+:func:`check_job_transition` return True (go), False (ignore) or raise
+:class:`~persistence.exceptions.InvalidState`; :func:`check_task_transition`
+and :func:`check_retry_transition` answer True or False.
+:func:`check_atom_transition` is this library's own stricter check: a wider
+table (resets, reverts of atoms that never finished) and an error for anything
+else.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from .exceptions import InvalidState
 __all__ = [
     "PENDING", "RUNNING", "SUCCESS", "FAILURE", "REVERTING", "REVERTED",
     "REVERT_FAILURE", "RETRYING", "IGNORE", "SUSPENDING", "SUSPENDED", "RESUMING",
-    "EXECUTE", "REVERT", "RETRY",
+    "EXECUTE", "REVERT", "RETRY", "CLAIMED", "COMPLETE", "UNCLAIMED",
+    "SCHEDULING", "WAITING", "ANALYZING",
     "ATOM_STATES", "FLOW_STATES", "INTENTIONS", "FINISHED_ATOM_STATES",
-    "check_flow_transition", "check_atom_transition", "check_retry_transition",
+    "check_flow_transition", "check_atom_transition", "check_task_transition",
+    "check_retry_transition", "check_job_transition",
 ]
 
 # Shared by flows and atoms.
@@ -38,7 +47,17 @@ RESUMING = "RESUMING"
 EXECUTE = "EXECUTE"
 REVERT = "REVERT"
 RETRY = "RETRY"
-INTENTIONS = frozenset((EXECUTE, IGNORE, REVERT, RETRY))
+INTENTIONS = (EXECUTE, IGNORE, REVERT, RETRY)
+
+# Jobs (a job board's view of a unit of work).
+CLAIMED = "CLAIMED"
+COMPLETE = "COMPLETE"
+UNCLAIMED = "UNCLAIMED"
+
+# What an engine's own state machine goes through while it runs a flow.
+SCHEDULING = "SCHEDULING"
+WAITING = "WAITING"
+ANALYZING = "ANALYZING"
 
 ATOM_STATES = frozenset((PENDING, RUNNING, SUCCESS, FAILURE, REVERTING, REVERTED,
                          REVERT_FAILURE, RETRYING, IGNORE))
@@ -53,7 +72,7 @@ _FLOW_TRANSITIONS = frozenset((
     (RUNNING, FAILURE),
     (RUNNING, REVERTED),
     (RUNNING, SUSPENDING),
-    (RUNNING, RESUMING),
+    (RUNNING, RESUMING),     # an engine takes over a flow whose last run died
     (SUCCESS, RUNNING),      # a finished flow may be run again (new atoms added)
     (SUCCESS, PENDING),
     (FAILURE, RUNNING),
@@ -64,10 +83,18 @@ _FLOW_TRANSITIONS = frozenset((
     (SUSPENDING, REVERTED),
     (SUSPENDING, RESUMING),
     (SUSPENDED, RUNNING),
-    (SUSPENDED, RESUMING),
-    (RESUMING, RUNNING),
-    (RESUMING, SUSPENDED),
+    (RESUMING, SUSPENDED),   # resumed: parked until run (RESUMING -> SUSPENDED -> RUNNING)
 ))
+
+_JOB_TRANSITIONS = frozenset(((UNCLAIMED, CLAIMED), (CLAIMED, UNCLAIMED), (CLAIMED, COMPLETE)))
+
+# TaskFlow's task and retry tables (the engine's view: no resets here).
+_TASK_TRANSITIONS = frozenset((
+    (PENDING, RUNNING), (PENDING, IGNORE), (RUNNING, SUCCESS), (RUNNING, FAILURE),
+    (FAILURE, REVERTING), (SUCCESS, REVERTING), (REVERTING, REVERTED),
+    (REVERTING, REVERT_FAILURE), (REVERTED, PENDING), (IGNORE, PENDING),
+))
+_RETRY_ENGINE_TRANSITIONS = _TASK_TRANSITIONS | {(SUCCESS, RETRYING), (RETRYING, RUNNING)}
 
 # Requests that are harmless no-ops: asking a flow that is not running to
 # suspend or resume, or "changing" to the state it already has.
@@ -124,11 +151,26 @@ def check_flow_transition(old: str, new: str) -> bool:
     return _check(_FLOW_TRANSITIONS, old, new, "flow")
 
 
-def check_atom_transition(old: str, new: str) -> bool:
-    """True if a task atom may go from ``old`` to ``new``; False if ``old == new``."""
+def check_atom_transition(old: str, new: str, retry: bool = False) -> bool:
+    """True if an atom may go from ``old`` to ``new``; False if ``old == new``;
+    :class:`InvalidState` otherwise.  ``retry=True``: a retry atom (which may
+    also retry)."""
+    if retry:
+        return _check(_RETRY_TRANSITIONS, old, new, "retry atom")
     return _check(_ATOM_TRANSITIONS, old, new, "atom")
 
 
+def check_task_transition(old: str, new: str) -> bool:
+    """Whether an engine may move a task from ``old`` to ``new`` (as TaskFlow: never raises)."""
+    return (old, new) in _TASK_TRANSITIONS
+
+
 def check_retry_transition(old: str, new: str) -> bool:
-    """Like :func:`check_atom_transition`, for retry atoms (which may also retry)."""
-    return _check(_RETRY_TRANSITIONS, old, new, "retry atom")
+    """Whether an engine may move a retry from ``old`` to ``new`` (as TaskFlow: never raises)."""
+    return (old, new) in _RETRY_ENGINE_TRANSITIONS
+
+
+def check_job_transition(old: str, new: str) -> bool:
+    """True if a job may go from ``old`` to ``new``; False if unchanged;
+    :class:`InvalidState` otherwise."""
+    return _check(_JOB_TRANSITIONS, old, new, "job")

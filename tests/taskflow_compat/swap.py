@@ -9,8 +9,10 @@ and its own unit tests then run unchanged on :mod:`persistence`:
 - ``taskflow.persistence.base`` / ``path_based`` -> ours
 - ``taskflow.persistence.backends`` -> ``fetch``/``backend`` from :mod:`persistence`
 - ``taskflow.persistence.backends.impl_*`` -> our backends; ``impl_memory.MemoryBackend``
-  makes the store named by ``PERSISTENCE_TF_STORE`` (a URI or JSON conf, default memory)
+  and ``fetch("memory://")`` make the store named by ``PERSISTENCE_TF_STORE`` (a URI
+  or JSON conf, default memory), so every TaskFlow test runs on the store under test
 - ``taskflow.types.failure``      -> :mod:`persistence.failure`
+- ``taskflow.states``             -> :mod:`persistence.states` (the engine's transition checks)
 - the storage-related exceptions of ``taskflow.exceptions`` -> ours
 """
 
@@ -22,7 +24,7 @@ import sys
 import types
 
 import persistence
-from persistence import base, exceptions, failure, models, path_based, storage
+from persistence import base, exceptions, failure, models, path_based, states, storage
 
 
 def store_conf():
@@ -31,11 +33,26 @@ def store_conf():
     return json.loads(raw) if raw.startswith("{") else raw
 
 
+_upgraded: list[bool] = []
+_made: dict[str, int] = {}   # backend class name -> stores handed to TaskFlow's tests
+
+
 def _make_store(conf=None):
     be = persistence.fetch(store_conf())
-    with be.get_connection() as conn:
-        conn.upgrade()
+    _made[type(be).__name__] = _made.get(type(be).__name__, 0) + 1
+    if not _upgraded:   # once per process: SQL needs it, the others must not
+        with be.get_connection() as conn:
+            conn.upgrade()
+        _upgraded.append(True)
     return be
+
+
+def _fetch(conf, namespace=None):
+    """TaskFlow's ``backends.fetch``: a memory store becomes the store under test."""
+    connection = conf.get("connection", "") if isinstance(conf, dict) else conf
+    if str(connection).partition(":")[0].partition("+")[0] == "memory":
+        return _make_store()
+    return persistence.fetch(conf)
 
 
 def _module(name: str, **attrs) -> types.ModuleType:
@@ -48,11 +65,11 @@ def install() -> None:
     """Put our modules in place of TaskFlow's (call before importing TaskFlow)."""
     import taskflow
     import taskflow.persistence
-    import taskflow.types
+    import taskflow.types  # noqa: F401  (the parents must be in sys.modules)
 
     impl_memory = _module("taskflow.persistence.backends.impl_memory",
                           MemoryBackend=_make_store)
-    backends = _module("taskflow.persistence.backends", fetch=persistence.fetch,
+    backends = _module("taskflow.persistence.backends", fetch=_fetch,
                        backend=persistence.backend, impl_memory=impl_memory)
     swapped = {
         "taskflow.storage": storage,
@@ -62,6 +79,7 @@ def install() -> None:
         "taskflow.persistence.backends": backends,
         "taskflow.persistence.backends.impl_memory": impl_memory,
         "taskflow.types.failure": failure,
+        "taskflow.states": states,
     }
     for name, module in swapped.items():
         sys.modules[name] = module
@@ -73,6 +91,20 @@ def install() -> None:
                  "InvalidFormat"):
         setattr(tf_exc, name, getattr(exceptions, name))
     tf_exc.WrappedFailure = failure.WrappedFailure
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Write what really ran to ``PERSISTENCE_TF_REPORT``: the engine's storage module
+    and the stores made, so the caller can tell the swap was in effect."""
+    report = os.environ.get("PERSISTENCE_TF_REPORT")
+    if not report:
+        return
+    from taskflow.engines.action_engine import engine
+    with open(report, "w") as out:
+        json.dump({"engine_storage": engine.storage.__name__,
+                   "storage_class": f"{engine.storage.Storage.__module__}."
+                                    f"{engine.storage.Storage.__qualname__}",
+                   "stores": _made}, out)
 
 
 install()
