@@ -180,7 +180,7 @@ def _ls(args: argparse.Namespace, out: Output) -> int:
                                      updated_before=args.updated_before, limit=limit,
                                      offset=args.offset)
     if args.json:
-        out.json({"logbooks": [b.to_dict() for b in books], "offset": args.offset,
+        out.json({"logbooks": [b.to_dict(marshal_time=True) for b in books], "offset": args.offset,
                   "limit": limit, "total": total})
         return OK
     shown = f"{args.offset + 1}-{args.offset + len(books)}" if books else "none"

@@ -106,7 +106,7 @@ def select_logbooks(conn: Connection, logbooks: Iterable[str] | None) -> list[st
 
 def logbook_digest(book: models.LogBook) -> str:
     """A digest of everything stored for ``book`` but ``updated_at`` and revisions."""
-    record = book.to_dict()
+    record = book.to_dict(marshal_time=True)
     record.pop("updated_at", None)
     flows = []
     for fd in sorted(book, key=lambda f: f.uuid):

@@ -183,14 +183,16 @@ class LogBook(_Record):
             dict(self._flowdetails_by_id) if retain_contents else {})
         return clone
 
-    def to_dict(self, marshal_time: bool = True) -> dict[str, Any]:
-        """This logbook as a dict (without its flow details)."""
+    def to_dict(self, marshal_time: bool = False) -> dict[str, Any]:
+        """This logbook as a dict (without its flow details); ``marshal_time=True``
+        turns its times into ISO 8601 strings (JSON-ready)."""
         fmt = _format_time if marshal_time else (lambda v: v)
         return {"name": self.name, "meta": dict(self.meta), "uuid": self.uuid,
                 "created_at": fmt(self.created_at), "updated_at": fmt(self.updated_at)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], unmarshal_time: bool = True) -> LogBook:
+    def from_dict(cls, data: Mapping[str, Any], unmarshal_time: bool = False) -> LogBook:
+        """A logbook from :meth:`to_dict`'s form (times as datetimes or ISO strings)."""
         lb = cls(data["name"], uuid=data["uuid"])
         d = lb.__dict__
         d["meta"] = _TrackedDict(lb, data.get("meta") or {})
@@ -523,7 +525,7 @@ _TYPE_TO_CLASS: dict[str, type[AtomDetail]] = {
 }
 _CLASS_TO_TYPE = {cls: name for name, cls in _TYPE_TO_CLASS.items()}
 #: The stored atom detail type names.
-ATOM_TYPES = list(_TYPE_TO_CLASS)
+ATOM_TYPES = sorted(_TYPE_TO_CLASS)
 
 
 def atom_detail_class(atom_type: str) -> type[AtomDetail]:

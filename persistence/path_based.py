@@ -307,18 +307,33 @@ class PathBasedConnection(PathLifecycle, PathClaims, Connection, abc.ABC):
             self._mark(detail, revision)
         return book
 
-    def update_flow_details(self, flow_detail: models.FlowDetail) -> models.FlowDetail:
+    def update_flow_details(self, flow_detail: models.FlowDetail,
+                            ignore_missing: bool = False) -> models.FlowDetail:
+        """Write a flow detail and its changed atoms; ``ignore_missing=True`` stores
+        one that was never saved instead of raising NotFound (as TaskFlow's)."""
         path = self._flow(flow_detail.uuid)
+        if ignore_missing:
+            self._ensure_layout()
         with self._transaction() as txn:
-            if not self._is_ours(flow_detail) and not self._exists(path):
+            missing = not self._is_ours(flow_detail) and not self._exists(path)
+            if missing and not ignore_missing:
                 raise NotFound(f"flow detail {flow_detail.uuid} was never saved: "
                                f"save the logbook that contains it first")
-            written = self._write_flow(flow_detail, txn, create=False, only_changed=True)
+            written = self._write_flow(flow_detail, txn, create=missing, only_changed=True)
         for detail, revision in written:
             self._mark(detail, revision)
         return flow_detail
 
-    def update_atom_details(self, atom_detail: models.AtomDetail) -> models.AtomDetail:
+    def update_atom_details(self, atom_detail: models.AtomDetail,
+                            ignore_missing: bool = False) -> models.AtomDetail:
+        """Write one atom detail (revision-checked); ``ignore_missing=True`` stores one
+        that was never saved instead of raising NotFound (as TaskFlow's)."""
+        if ignore_missing and not self._is_ours(atom_detail):
+            self._ensure_layout()
+            with self._transaction() as txn:
+                revision = self._write_atom(atom_detail, txn, True)
+            self._mark(atom_detail, revision)
+            return atom_detail
         data = serialization.encode_record(serialization.atom_record(atom_detail, None),
                                            atom_detail)
         path = self._atom(atom_detail.uuid)

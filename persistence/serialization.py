@@ -48,7 +48,7 @@ def _describe(detail: models._Record) -> str:
 
 
 def logbook_record(lb: models.LogBook, revision: int | None = None) -> dict[str, Any]:
-    record = lb.to_dict()
+    record = lb.to_dict(marshal_time=True)
     record["revision"] = revision
     return record
 

@@ -112,14 +112,14 @@ def test_logbook_to_dict_from_dict():
     lb.meta.update({"a": {"b": [1]}})
     lb.updated_at = datetime.datetime(2023, 5, 6, 7, 8, 9, 10, tzinfo=datetime.timezone.utc)
     lb.add(FlowDetail("f", new_uuid()))
-    data = lb.to_dict()
+    data = lb.to_dict(marshal_time=True)
     json.dumps(data)  # marshalled times are plain strings
     assert set(data) == {"name", "meta", "uuid", "created_at", "updated_at"}
     back = LogBook.from_dict(data)
     assert (back.uuid, back.name, dict(back.meta)) == (lb.uuid, lb.name, dict(lb.meta))
     assert (back.created_at, back.updated_at) == (lb.created_at, lb.updated_at)
     assert len(back) == 0
-    raw = lb.to_dict(marshal_time=False)
+    raw = lb.to_dict()       # TaskFlow's default: times stay datetimes
     assert raw["created_at"] is lb.created_at
     assert LogBook.from_dict(raw, unmarshal_time=False).updated_at == lb.updated_at
     assert LogBook.from_dict({**data, "updated_at": None}).updated_at is None
