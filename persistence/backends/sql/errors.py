@@ -12,8 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["is_transient", "is_disconnect", "describe", "driver_error", "Transient",
-           "AlreadyApplied"]
+__all__ = ["is_transient", "is_disconnect", "is_missing_schema", "describe", "driver_error",
+           "Transient", "AlreadyApplied"]
 
 class Transient(Exception):
     """Wraps a transient driver error: the operation may be retried on a fresh connection."""
@@ -97,6 +97,18 @@ def is_transient(err: BaseException, dialect: sa.Dialect) -> bool:
     if module == "sqlite3":
         return "locked" in str(orig)
     return False
+
+
+def is_missing_schema(err: BaseException) -> bool:
+    """Whether ``err`` says a table does not exist (the store was never upgraded)."""
+    orig = driver_error(err)
+    if getattr(orig, "sqlstate", None) == "42P01":            # PostgreSQL undefined_table
+        return True
+    module = type(orig).__module__
+    if module.startswith(("pymysql", "MySQLdb")):
+        args = getattr(orig, "args", ())
+        return bool(args) and args[0] == 1146                 # table doesn't exist
+    return module == "sqlite3" and "no such table" in str(orig)
 
 
 def describe(err: BaseException, secret: str | None = None) -> str:

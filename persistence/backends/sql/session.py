@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 
 from ...exceptions import PersistenceError, StorageFailure
-from .errors import AlreadyApplied, Transient, describe, is_disconnect, is_transient
+from .errors import (
+    AlreadyApplied,
+    Transient,
+    describe,
+    is_disconnect,
+    is_missing_schema,
+    is_transient,
+)
 from .statements import TableStatements
 
 if TYPE_CHECKING:
@@ -142,8 +149,11 @@ class Session:
         where = self.backend.server or self.backend.where
         attempts = (f" (gave up after {self.backend.retrying.stop.max_attempt_number + 1} "
                     f"attempts)" if gave_up else "")
+        hint = (" (this database has no persistence schema yet: run "
+                "`persistence upgrade URL` or Connection.upgrade() once before use)"
+                if is_missing_schema(err) else "")
         return StorageFailure(f"failed to {what} on {where}: "
-                              f"{describe(err, self._secret)}{attempts}")
+                              f"{describe(err, self._secret)}{attempts}{hint}")
 
     def rollback(self) -> None:
         conn = self._conn
