@@ -14,145 +14,16 @@ Example configuration::
 from __future__ import annotations
 
 import contextlib
-import posixpath
 from collections.abc import Iterator
 from typing import Any
 
 from .. import history
-from .._rwlock import ReaderWriterLock
 from ..exceptions import NotFound
 from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
 from ..path_lifecycle import HISTORY_PREFIX
+from .fakefs import FakeFilesystem
 
 __all__ = ["FakeFilesystem", "MemoryBackend", "MemoryConnection"]
-
-_MISSING = object()
-
-
-class FakeFilesystem:
-    """An in-memory tree of posix paths, each holding a value and a revision.
-
-    Safe for concurrent threads: reads share a reader/writer lock, writes hold
-    it exclusively.  Paths are absolute posix paths (``posixpath``, whatever
-    the OS).
-
-    >>> fs = FakeFilesystem()
-    >>> fs.ensure_path("/a/b/c")
-    >>> fs["/a/b/c"] = "d"
-    >>> fs["/a/b/c"]
-    'd'
-    >>> del fs["/a/b/c"]
-    >>> fs.ls("/a/b")
-    []
-    >>> fs.get("/a/b/c", "blob")
-    'blob'
-    """
-
-    root_path = posixpath.sep
-
-    def __init__(self) -> None:
-        self.lock = ReaderWriterLock()
-        # path -> [value, revision, {child name: None}] (dict keeps insertion order)
-        self._nodes: dict[str, list] = {self.root_path: [None, 0, {}]}
-
-    @staticmethod
-    def normpath(path: str) -> str:
-        if not isinstance(path, str) or not path.startswith(posixpath.sep):
-            raise ValueError(f"path must be an absolute posix path, not {path!r}")
-        return posixpath.normpath(path).replace("//", "/")
-
-    @staticmethod
-    def split(path: str) -> tuple[str, str]:
-        """Split into (head, tail), as ``posixpath.split``."""
-        return posixpath.split(path)
-
-    def _node(self, path: str) -> list:
-        try:
-            return self._nodes[path]
-        except KeyError:
-            raise NotFound(f"path {path!r} does not exist") from None
-
-    def ensure_path(self, path: str) -> None:
-        """Create ``path`` and any missing parents (values None)."""
-        path = self.normpath(path)
-        with self.lock.write_lock():
-            self._ensure(path)
-
-    def _ensure(self, path: str) -> list:
-        node = self._nodes.get(path)
-        if node is None:
-            head, tail = posixpath.split(path)
-            self._ensure(head)[2][tail] = None
-            node = self._nodes[path] = [None, 0, {}]
-        return node
-
-    def get(self, path: str, default: Any = None) -> Any:
-        path = self.normpath(path)
-        with self.lock.read_lock():
-            node = self._nodes.get(path)
-        return default if node is None else node[0]
-
-    def revision(self, path: str) -> int:
-        with self.lock.read_lock():
-            return self._node(self.normpath(path))[1]
-
-    def __getitem__(self, path: str) -> Any:
-        with self.lock.read_lock():
-            return self._node(self.normpath(path))[0]
-
-    def __setitem__(self, path: str, value: Any) -> None:
-        path = self.normpath(path)
-        with self.lock.write_lock():
-            self._set(path, value)
-
-    def _set(self, path: str, value: Any, revision: int | None = None) -> None:
-        node = self._nodes.get(path)
-        if node is None:
-            head, tail = posixpath.split(path)
-            self._node(head)[2][tail] = None
-            node = self._nodes[path] = [None, 0, {}]
-        node[0] = value
-        node[1] = node[1] + 1 if revision is None else revision
-
-    def _add_leaf(self, parent: str, name: str, value: Any) -> None:
-        """Add a new child ``name`` holding ``value`` below the existing ``parent``."""
-        self._nodes[parent][2][name] = None
-        self._nodes[f"{parent}/{name}"] = [value, 1, {}]
-
-    def __delitem__(self, path: str) -> None:
-        path = self.normpath(path)
-        with self.lock.write_lock():
-            self._node(path)
-            self._delete(path)
-
-    def _delete(self, path: str) -> None:
-        node = self._nodes.pop(path, None)
-        if node is None:
-            return
-        for child in node[2]:
-            self._delete(posixpath.join(path, child))
-        head, tail = posixpath.split(path)
-        parent = self._nodes.get(head)
-        if parent is not None:
-            parent[2].pop(tail, None)
-
-    def __contains__(self, path: str) -> bool:
-        return self.normpath(path) in self._nodes
-
-    def ls(self, path: str) -> list[str]:
-        """Names of the children of ``path``."""
-        with self.lock.read_lock():
-            return list(self._node(self.normpath(path))[2])
-
-    def clear(self) -> None:
-        """Remove everything below the root."""
-        with self.lock.write_lock():
-            self._nodes = {self.root_path: [None, 0, {}]}
-
-    def __iter__(self) -> Iterator[str]:
-        with self.lock.read_lock():
-            return iter(sorted(self._nodes))
-
 
 class MemoryBackend(PathBasedBackend):
     """A non-durable backend in a :class:`FakeFilesystem` shared by its connections."""

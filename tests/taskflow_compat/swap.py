@@ -67,8 +67,20 @@ def install() -> None:
     import taskflow.persistence
     import taskflow.types  # noqa: F401  (the parents must be in sys.modules)
 
+    from persistence.backends import memory
+
+    class MemoryBackend(memory.MemoryBackend):
+        """TaskFlow's ``impl_memory.MemoryBackend``: the store under test."""
+
+        def __new__(cls, conf=None):
+            return _make_store(conf)
+
+    if store_conf() == "memory://":
+        MemoryBackend = memory.MemoryBackend  # noqa: F811  (the real class: isinstance works)
+
     impl_memory = _module("taskflow.persistence.backends.impl_memory",
-                          MemoryBackend=_make_store)
+                          MemoryBackend=MemoryBackend, FakeFilesystem=memory.FakeFilesystem,
+                          MemoryConnection=memory.MemoryConnection)
     backends = _module("taskflow.persistence.backends", fetch=_fetch,
                        backend=persistence.backend, impl_memory=impl_memory)
     swapped = {

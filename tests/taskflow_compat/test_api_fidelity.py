@@ -18,6 +18,7 @@ import pytest
 
 import persistence
 from persistence import base, exceptions, failure, models, path_based, storage
+from persistence.backends import fakefs
 
 taskflow = pytest.importorskip("taskflow")
 
@@ -27,6 +28,7 @@ from taskflow.persistence import backends as tf_backends  # noqa: E402
 from taskflow.persistence import base as tf_base  # noqa: E402
 from taskflow.persistence import models as tf_models  # noqa: E402
 from taskflow.persistence import path_based as tf_path_based  # noqa: E402
+from taskflow.persistence.backends import impl_memory as tf_impl_memory  # noqa: E402
 from taskflow.types import failure as tf_failure  # noqa: E402
 
 #: (TaskFlow object, attribute) -> why ours differs.  Mirrored in the docs.
@@ -58,6 +60,7 @@ PAIRS = [
     ("PathBasedConnection", tf_path_based.PathBasedConnection,
      path_based.PathBasedConnection),
     ("Failure", tf_failure.Failure, failure.Failure),
+    ("FakeFilesystem", tf_impl_memory.FakeFilesystem, fakefs.FakeFilesystem),
 ]
 
 MODULES = [
