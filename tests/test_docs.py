@@ -29,8 +29,8 @@ def test_html_builds_without_warnings(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARNING" not in done.stderr, done.stderr
     for page in ("index", "getting-started", "storage", "history", "cli", "archive-and-migrate",
-                 "writing-a-backend", "migrating-from-taskflow", "backends/index",
-                 "backends/sql", "backends/dir", "backends/memory"):
+                 "writing-a-backend", "migrating-from-taskflow", "taskflow-plugin",
+                 "backends/index", "backends/sql", "backends/dir", "backends/memory"):
         assert (tmp_path / "html" / f"{page}.html").exists(), page
 
 

@@ -26,6 +26,10 @@ def _run(plugin_store, flow, book, **kwargs):
     return engine
 
 
+def _atom_name(details):
+    return details.get("task_name") or details.get("retry_name")
+
+
 def _ours(plugin_store, book_uuid):
     with contextlib.closing(plugin_store.backend.get_connection()) as conn:
         return conn.get_logbook(book_uuid)
@@ -43,9 +47,11 @@ def _taskflow_storage(plugin_store, book_uuid, flow):
         yield storage
 
 
-def test_flow_with_graph_retry_and_injection_runs_and_is_stored(plugin_store):
+@pytest.mark.parametrize("kind", ["serial", "parallel"])
+def test_flow_with_graph_retry_and_injection_runs_and_is_stored(plugin_store, kind):
     book = tf_models.LogBook("orders")
-    engine = _run(plugin_store, order_flow(), book, store={"seed": 5}, inject_transient=False)
+    engine = _run(plugin_store, order_flow(), book, store={"seed": 5}, inject_transient=False,
+                  engine=kind)
     engine.run()
     assert engine.storage.fetch_all() == ORDER_RESULTS
 
@@ -114,7 +120,7 @@ def test_second_run_of_a_finished_flow_runs_nothing(plugin_store):
     book = tf_models.LogBook("again")
     first = _run(plugin_store, order_flow(), book, store={"seed": 5})
     ran = []
-    first.atom_notifier.register("*", lambda state, details: ran.append(details["atom_name"]))
+    first.atom_notifier.register("*", lambda state, details: ran.append(_atom_name(details)))
     first.run()
     assert {"fetch", "a", "b", "c", "retry", "flaky"} <= set(ran)
     ran.clear()
@@ -125,7 +131,7 @@ def test_second_run_of_a_finished_flow_runs_nothing(plugin_store):
         engine = taskflow.engines.load(order_flow(), flow_detail=flow_detail, book=loaded,
                                        backend=backend)
         engine.atom_notifier.register("*", lambda state, details: ran.append(
-            details["atom_name"]))
+            _atom_name(details)))
         engine.run()
         assert engine.storage.fetch_all() == ORDER_RESULTS
     assert ran == []
