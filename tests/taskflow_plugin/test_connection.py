@@ -10,6 +10,8 @@ caused by our ``Conflict`` (see ``persistence.integrations.taskflow.lineage``).
 from __future__ import annotations
 
 import contextlib
+import copy
+import pickle
 import types
 
 import pytest
@@ -19,7 +21,6 @@ from taskflow.persistence import models as tf_models
 from taskflow.types import failure as tf_failure
 
 from persistence import exceptions, states
-from persistence.failure import Failure
 
 
 def _captured(exc: BaseException) -> tf_failure.Failure:
@@ -42,14 +43,10 @@ def _chained() -> tf_failure.Failure:
         return tf_failure.Failure()
 
 
-#: Whether our Failure keeps exception arguments (TaskFlow's ``exception_args``).
-KEEPS_ARGS = hasattr(Failure, "exception_args")
-
-
 def _shape(failure: tf_failure.Failure) -> tuple:
     """Everything TaskFlow compares of a failure but its live exception, causes included."""
     return (list(failure), failure.exception_str, failure.traceback_str,
-            failure.exception_args if KEEPS_ARGS else None,
+            failure.exception_args,
             [_shape(cause) for cause in failure.causes])
 
 
@@ -146,10 +143,9 @@ def test_every_field_survives_our_store_both_ways(plugin_store, tf_conn):
                          (got_task.revert_failure, task.revert_failure)):
         assert _shape(mine) == _shape(theirs)
     assert len(_shape(got_task.failure)[-1]) == 2      # the whole chain, as TaskFlow shapes it
-    if KEEPS_ARGS:
-        # TaskFlow's matches() compares causes with their live exceptions, so (as with
-        # its own backends) only a failure without causes matches once reloaded.
-        assert got_task.revert_failure.matches(task.revert_failure)
+    # TaskFlow's matches() compares causes with their live exceptions, so (as with
+    # its own backends) only a failure without causes matches once reloaded.
+    assert got_task.revert_failure.matches(task.revert_failure)
     got_retry = got.find(flow.uuid).find(retry.uuid)
     assert isinstance(got_retry, tf_models.RetryDetail)
     assert [data for data, _ in got_retry.results] == [1, 2]
@@ -251,3 +247,37 @@ def test_a_linked_atom_is_written_without_reading_it_first(tf_conn, monkeypatch)
     unlinked = tf_models.TaskDetail("t1", uuid=f"{book.uuid}-t1")
     tf_conn.update_atom_details(unlinked)
     assert reads == [unlinked.uuid]
+
+
+def test_deep_copies_and_unpickled_objects_start_their_own_lineage(tf_conn):
+    book, flow = _saved_book(tf_conn)
+    detail = flow.find(f"{book.uuid}-t0")
+    deep, unpickled = copy.deepcopy(detail), pickle.loads(pickle.dumps(detail))
+    deep.results = "from the deep copy"          # same revision as the store: goes through
+    tf_conn.update_atom_details(deep)
+    with pytest.raises(tf_exc.StorageFailure) as caught:
+        tf_conn.update_atom_details(detail)     # the original is now behind the store
+    assert isinstance(caught.value.__cause__, exceptions.Conflict)
+    unpickled.results = "from another process"  # no expectation: merges, as TaskFlow's
+    tf_conn.update_atom_details(unpickled)
+    assert tf_conn.get_atom_details(detail.uuid).results == "from another process"
+
+
+def test_processes_sharing_a_logbook_can_each_add_flows(plugin_store, tf_conn):
+    """Each adds a flow to its own (older) copy of the logbook: nothing another wrote
+    is overwritten, so both saves go through; a changed meta of an old copy does not."""
+    book, _ = _saved_book(tf_conn)
+    with contextlib.closing(plugin_store.taskflow_backend()) as other:
+        with contextlib.closing(other.get_connection()) as elsewhere:
+            theirs = elsewhere.get_logbook(book.uuid, lazy=True)
+            theirs.add(tf_models.FlowDetail("theirs", uuid=f"{book.uuid}-theirs"))
+            elsewhere.save_logbook(theirs)
+    book.add(tf_models.FlowDetail("mine", uuid=f"{book.uuid}-mine"))
+    tf_conn.save_logbook(book)
+    assert sorted(fd.name for fd in tf_conn.get_logbook(book.uuid)) == [
+        "flow", "mine", "theirs"]
+    theirs.meta["owner"] = "them"               # theirs is now behind the store
+    with pytest.raises(tf_exc.StorageFailure) as caught:
+        tf_conn.save_logbook(theirs)
+    assert isinstance(caught.value.__cause__, exceptions.Conflict)
+    assert tf_conn.get_logbook(book.uuid, lazy=True).meta == {}

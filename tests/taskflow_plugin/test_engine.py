@@ -135,3 +135,12 @@ def test_second_run_of_a_finished_flow_runs_nothing(plugin_store):
         engine.run()
         assert engine.storage.fetch_all() == ORDER_RESULTS
     assert ran == []
+
+
+def test_a_memory_store_needs_no_upgrade_as_with_taskflow():
+    """TaskFlow's engines never call upgrade(); a fresh memory store works anyway."""
+    engine = taskflow.engines.load(order_flow(), store={"seed": 5},
+                                   book=tf_models.LogBook("memory"),
+                                   backend={"connection": "persistence+memory://"})
+    engine.run()
+    assert engine.storage.fetch_all() == ORDER_RESULTS

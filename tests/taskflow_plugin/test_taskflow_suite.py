@@ -17,7 +17,6 @@ import pytest
 from taskflow.persistence import models as tf_models
 from taskflow.tests.unit.persistence import base as tf_suite
 
-from persistence.failure import Failure
 from tests.taskflow_plugin.conftest import PLUGIN_BACKENDS, make_plugin_store
 
 
@@ -35,13 +34,6 @@ class _OnPluginStore(tf_suite.PersistenceTestMixin):
 
     def _get_connection(self):
         return self._backend.get_connection()
-
-    if not hasattr(Failure, "exception_args"):
-        # The mixin matches a reloaded failure on its exception arguments, which
-        # our Failure does not store yet.
-        test_retry_detail_save_with_task_failure = pytest.mark.xfail(
-            strict=True, reason="our Failure does not keep exception arguments")(
-            tf_suite.PersistenceTestMixin.test_retry_detail_save_with_task_failure)
 
     def test_logbook_save_retrieve(self):
         """Replaces the mixin's test of the same name, which expects ``updated_at``

@@ -27,6 +27,7 @@ from ...base import Backend
 from ...exceptions import ConfigurationError
 from ...loading import fetch
 from ...uri import mask_password
+from .connection import TaskFlowConnection
 from .errors import translated
 
 __all__ = ["TaskFlowBackend", "PREFIX", "inner_configuration"]
@@ -128,9 +129,8 @@ class TaskFlowBackend(tf_base.Backend):
         with translated():
             raise self._error
 
-    def get_connection(self) -> Any:
-        """A TaskFlow connection (:class:`~.connection.TaskFlowConnection`)."""
-        from .connection import TaskFlowConnection
+    def get_connection(self) -> TaskFlowConnection:
+        """A TaskFlow connection storing through a new connection of our backend."""
         backend = self.persistence_backend
         with translated():
             return TaskFlowConnection(self, backend.get_connection())

@@ -27,7 +27,7 @@ __all__ = [
     "failure_from_taskflow", "failure_to_taskflow",
     "atom_from_taskflow", "flow_from_taskflow", "book_from_taskflow",
     "atom_to_taskflow", "flow_to_taskflow", "book_to_taskflow", "empty_taskflow_atom",
-    "copy_atom_fields", "copy_flow_fields", "copy_book_fields",
+    "copy_atom_fields", "copy_flow_fields", "copy_book_fields", "same_own_fields",
 ]
 
 Bind = Callable[[Any, Any], None]
@@ -138,6 +138,19 @@ def copy_book_fields(record: models.LogBook, book: Any) -> None:
     record.created_at = _aware(book.created_at)
     record.updated_at = _aware(book.updated_at)
     record.touch()
+
+
+def same_own_fields(detail: Any, record: models.LogBook | models.FlowDetail) -> bool:
+    """Whether TaskFlow's logbook or flow ``detail`` holds what ``record`` holds in its
+    own fields (meta; a flow's state; a logbook's creation time), children aside."""
+    try:
+        if dict(detail.meta or {}) != dict(record.meta):
+            return False
+        if isinstance(record, models.LogBook):
+            return _aware(detail.created_at) == record.created_at
+        return detail.state == record.state
+    except Exception:   # a value whose == fails (arrays...) counts as different
+        return False
 
 
 def atom_from_taskflow(detail: Any) -> models.AtomDetail:

@@ -11,7 +11,9 @@ was read at.
 
 On top of that, an object whose lineage (:mod:`.lineage`) was at an older
 revision than the store is a stale writer: the write raises
-:class:`~persistence.exceptions.Conflict` and writes nothing.  An atom
+:class:`~persistence.exceptions.Conflict` and writes nothing — for an atom
+always, for a logbook or flow detail when its own fields differ from the
+stored ones (otherwise its write would change nothing another writer did).  An atom
 update of a lineage that still holds its record writes without reading
 first — one round trip, where TaskFlow's SQL backend needs two.
 """
@@ -39,9 +41,16 @@ def binder(store: object) -> convert.Bind:
 
 
 def _check_fresh(obj: Any, record: Any, store: object, what: str) -> None:
-    """Conflict if ``obj``'s lineage was read or saved at another revision than stored."""
+    """Conflict if ``obj``'s lineage was read or saved at another revision than stored.
+
+    A logbook or flow detail whose own fields are those stored passes anyway: its
+    write changes nothing another writer changed (so processes sharing a logbook
+    can each add flows to it); its children are checked one by one.
+    """
     link = lineage.known(obj, store)
     if link is not None and link.revision != record.revision:
+        if not isinstance(record, models.AtomDetail) and convert.same_own_fields(obj, record):
+            return
         raise Conflict(
             f"{what} {record.name!r} ({record.uuid}) was changed by another writer since "
             f"this object was read or saved (it is at revision {link.revision}, the store "
