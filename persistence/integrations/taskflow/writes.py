@@ -13,9 +13,13 @@ On top of that, an object whose lineage (:mod:`.lineage`) was at an older
 revision than the store is a stale writer: the write raises
 :class:`~persistence.exceptions.Conflict` and writes nothing — for an atom
 always, for a logbook or flow detail when its own fields differ from the
-stored ones (otherwise its write would change nothing another writer did).  An atom
-update of a lineage that still holds its record writes without reading
-first — one round trip, where TaskFlow's SQL backend needs two.
+stored ones (otherwise its write would change nothing another writer did).
+An atom update of a lineage that still holds its record writes without
+reading first (TaskFlow's SQL backend reads each atom before updating it).
+
+Every atom of the object handed in is written, as TaskFlow's backends do: a
+value changed in place (``detail.results["n"] = 1``) looks the same as the
+stored one from here, so skipping "unchanged" atoms could lose it.
 """
 
 from __future__ import annotations
