@@ -103,10 +103,10 @@ class TaskFlowBackend(tf_base.Backend):
     def wrap(cls, backend: Backend) -> TaskFlowBackend:
         """A TaskFlow backend storing through an existing ``backend`` (e.g. a memory
         backend the caller also reads directly); closing it leaves ``backend`` open."""
-        self = cls.__new__(cls)
-        tf_base.Backend.__init__(self, {})
-        self._owned, self._backend, self._error = False, backend, None
-        return self
+        adapter = cls.__new__(cls)
+        tf_base.Backend.__init__(adapter, {})
+        adapter._owned, adapter._backend, adapter._error = False, backend, None
+        return adapter
 
     @property
     def persistence_backend(self) -> Backend:
