@@ -126,9 +126,9 @@ class Storage:
     With no ``backend`` an in-memory one is used for this object's lifetime,
     with ``flow_detail`` saved into it (inside a logbook).  Otherwise the flow
     detail must already be saved in ``backend`` (``save_logbook``).
-    ``scope_lookup(atom_name)`` returns the scope used to pick among several
-    providers of a value (see :mod:`persistence.lookup`); TaskFlow's
-    ``scope_fetcher`` keyword is accepted as an alias.
+    ``scope_fetcher(atom_name)`` (TaskFlow's name; ``scope_lookup=`` is
+    accepted as an alias) returns the scope used to pick among several
+    providers of a value (see :mod:`persistence.lookup`).
 
     ``owner`` names who writes (an engine id; recorded where the backend keeps
     history).  With ``claim=True`` the flow detail is claimed for ``owner``
@@ -151,8 +151,8 @@ class Storage:
     _listeners: Listeners | None = None
 
     def __init__(self, flow_detail: models.FlowDetail, backend: Backend | None = None,
-                 scope_lookup: Callable[[str], Any] | None = None, policy: str = ALWAYS,
-                 *, scope_fetcher: Callable[[str], Any] | None = None,
+                 scope_fetcher: Callable[[str], Any] | None = None, policy: str = ALWAYS,
+                 *, scope_lookup: Callable[[str], Any] | None = None,
                  owner: str | None = None, claim: bool = False,
                  ttl: float = claims.DEFAULT_TTL) -> None:
         if policy not in POLICIES:

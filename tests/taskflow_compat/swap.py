@@ -25,6 +25,7 @@ import types
 
 import persistence
 from persistence import base, exceptions, failure, models, path_based, states, storage
+from persistence.backends import memory
 
 
 def store_conf():
@@ -35,11 +36,37 @@ def store_conf():
 
 _upgraded: list[bool] = []
 _made: dict[str, int] = {}   # backend class name -> stores handed to TaskFlow's tests
+_open: list = []             # stores made during the running test
+
+
+def _track(be):
+    _open.append(be)
+    name = "MemoryBackend" if isinstance(be, memory.MemoryBackend) else type(be).__name__
+    _made[name] = _made.get(name, 0) + 1
+    return be
+
+
+class MemoryBackend(memory.MemoryBackend):
+    """TaskFlow's ``impl_memory.MemoryBackend``: the store under test.
+
+    On memory runs it is our memory backend itself (so TaskFlow's
+    ``isinstance`` checks hold); otherwise it makes the store under test.
+    """
+
+    def __new__(cls, conf=None):
+        if store_conf() == "memory://":
+            return super().__new__(cls)
+        return _make_store(conf)
+
+    def __init__(self, conf=None):
+        super().__init__(conf)
+        _track(self)
 
 
 def _make_store(conf=None):
-    be = persistence.fetch(store_conf())
-    _made[type(be).__name__] = _made.get(type(be).__name__, 0) + 1
+    if store_conf() == "memory://":
+        return MemoryBackend(conf)
+    be = _track(persistence.fetch(store_conf()))
     if not _upgraded:   # once per process: SQL needs it, the others must not
         with be.get_connection() as conn:
             conn.upgrade()
@@ -67,17 +94,6 @@ def install() -> None:
     import taskflow.persistence
     import taskflow.types  # noqa: F401  (the parents must be in sys.modules)
 
-    from persistence.backends import memory
-
-    class MemoryBackend(memory.MemoryBackend):
-        """TaskFlow's ``impl_memory.MemoryBackend``: the store under test."""
-
-        def __new__(cls, conf=None):
-            return _make_store(conf)
-
-    if store_conf() == "memory://":
-        MemoryBackend = memory.MemoryBackend  # noqa: F811  (the real class: isinstance works)
-
     impl_memory = _module("taskflow.persistence.backends.impl_memory",
                           MemoryBackend=MemoryBackend, FakeFilesystem=memory.FakeFilesystem,
                           MemoryConnection=memory.MemoryConnection)
@@ -103,6 +119,13 @@ def install() -> None:
                  "InvalidFormat"):
         setattr(tf_exc, name, getattr(exceptions, name))
     tf_exc.WrappedFailure = failure.WrappedFailure
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Close the stores a test made (TaskFlow's tests do not always): a server's
+    connections are then bounded by one test's, not by the whole run's."""
+    while _open:
+        _open.pop().close()
 
 
 def pytest_sessionfinish(session, exitstatus):

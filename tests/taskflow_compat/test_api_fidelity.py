@@ -100,7 +100,8 @@ def _check_signature(where: str, theirs, ours) -> None:
     assert our_names[:len(their_params)] == [p.name for p in their_params], \
         f"{where}: TaskFlow takes {their_sig}, ours {our_sig}"
     for mine, their in zip(our_params, their_params):
-        assert mine.default == their.default, \
+        # Same default; where TaskFlow's parameter is required, ours may be optional.
+        assert mine.default == their.default or their.default is inspect.Parameter.empty, \
             f"{where}({their.name}): TaskFlow's default {their.default!r}, ours {mine.default!r}"
     for extra in our_params[len(their_params):]:
         assert extra.kind in (extra.KEYWORD_ONLY, extra.VAR_KEYWORD, extra.VAR_POSITIONAL) \
@@ -120,6 +121,8 @@ def test_class_has_every_public_member_with_taskflows_signature(name, theirs, ou
         their_member, our_member = getattr(theirs, attr), getattr(ours, attr)
         if callable(their_member) and not isinstance(their_member, type):
             _check_signature(f"{name}.{attr}", their_member, our_member)
+    # The constructor too: TaskFlow code builds these positionally and by keyword.
+    _check_signature(f"{name}.__init__", theirs.__init__, ours.__init__)
     if inspect.isabstract(theirs):
         # What a TaskFlow backend author must implement, ours asks for too (or provides).
         # The path-based primitives (underscored) differ on purpose: ours carry
