@@ -28,9 +28,9 @@ from tests.conftest import IN_CI
 from tests.fixtures import _zkserver
 from tests.test_cli import run
 
-ts = pytest.importorskip("tests.taskflow_stores", reason="TaskFlow 6.5.0 is not installed")
-if IN_CI:  # CI installs the test extra: TaskFlow must be there
+if IN_CI:  # the test extra installs TaskFlow: under CI its absence fails, never skips
     import taskflow  # noqa: F401
+ts = pytest.importorskip("tests.taskflow_stores", reason="TaskFlow 6.5.0 is not installed")
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -114,8 +114,6 @@ def _location(kind: str, request, tmp: str) -> tuple[dict[str, Any], str, Callab
     hosts = request.getfixturevalue("zookeeper_hosts")
     root = f"/taskflow-tests/{uuidlib.uuid4().hex}"
     client = request.getfixturevalue("zookeeper_admin")
-    # check_compatible asks the server its version with a four-letter word ZooKeeper 3.8
-    # no longer allows by default.
     return ({"connection": "zookeeper", "hosts": hosts, "path": root, "check_compatible": False},
             f"taskflow+zookeeper://{hosts}{root}", _znodes(client, root))
 
@@ -129,17 +127,34 @@ def _destination(kind: str, request, tmp: str) -> str:
     if kind == "dir":
         return f"file://{tmp}/dst-{uuidlib.uuid4().hex[:8]}"
     hosts = request.getfixturevalue("zookeeper_hosts")
-    return f"zookeeper://{hosts}/persistence-tests/{uuidlib.uuid4().hex}"
+    root = f"/persistence-tests/{uuidlib.uuid4().hex}"
+    admin = request.getfixturevalue("zookeeper_admin")
+    request.addfinalizer(lambda: _zkserver.purge(admin, root))
+    return f"zookeeper://{hosts}{root}"
 
 
 @pytest.fixture(scope="module", params=KINDS)
-def taskflow_store(request, tmp_path_factory) -> TaskFlowStore:
+def taskflow_store(request, tmp_path_factory) -> Iterator[TaskFlowStore]:
     """A TaskFlow store of each kind, filled once by TaskFlow's engines (two logbooks)."""
     tmp = str(tmp_path_factory.mktemp(f"tf-{request.param}"))
     conf, uri, snapshot = _location(request.param, request, tmp)
     store = TaskFlowStore(request.param, conf, uri, snapshot=snapshot)
+    admin = request.getfixturevalue("zookeeper_admin") if request.param == "zookeeper" else None
     store.books = ts.fill(conf, books=2)
-    return store
+    yield store
+    if admin is not None:
+        _zkserver.purge(admin, conf["path"])
+
+
+@pytest.fixture
+def taskflow_zookeeper(zookeeper_hosts, zookeeper_admin) -> Iterator[dict[str, Any]]:
+    """TaskFlow's configuration for a new store under its own root (removed afterwards)."""
+    root = f"/taskflow-tests/{uuidlib.uuid4().hex}"
+    # check_compatible asks the server its version with a four-letter word ZooKeeper 3.8
+    # no longer allows by default.
+    yield {"connection": "zookeeper", "hosts": zookeeper_hosts, "path": root,
+           "check_compatible": False}
+    _zkserver.purge(zookeeper_admin, root)
 
 
 @contextlib.contextmanager

@@ -112,7 +112,8 @@ class _Schema:
     def __init__(self, conn: sa.Connection, location: str) -> None:
         inspector = sa.inspect(conn)
         names = set(inspector.get_table_names())
-        atoms = "atomdetails" if "atomdetails" in names else "taskdetails"
+        atoms = "taskdetails" if "taskdetails" in names and "atomdetails" not in names \
+            else "atomdetails"
         logbook_columns = ({c["name"] for c in inspector.get_columns("logbooks")}
                            if "logbooks" in names else set())
         if _OUR_VERSION_TABLE in names or "revision" in logbook_columns:
@@ -121,9 +122,10 @@ class _Schema:
                 f"schema; read it without the taskflow+ prefix")
         missing = [n for n in ("logbooks", "flowdetails", atoms) if n not in names]
         if missing:
+            tables = f"{', '.join(missing)} table{'s' if len(missing) > 1 else ''}"
             raise NoTaskFlowStore(f"no TaskFlow store at {location}: the database has no "
-                                  f"{', '.join(missing)} table (TaskFlow's schema is logbooks, "
-                                  f"flowdetails and atomdetails)")
+                                  f"{tables} (TaskFlow's schema is logbooks, flowdetails and "
+                                  f"atomdetails)")
         metadata = sa.MetaData()
         self.books, self.flows, self.atoms = (
             sa.Table(name, metadata, autoload_with=conn)
