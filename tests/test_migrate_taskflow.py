@@ -181,6 +181,7 @@ def assert_same_failure(ours, theirs, what: str) -> None:
     while theirs is not None:
         assert list(ours.exc_type_names) == list(theirs), what
         assert ours.exception_str == theirs.exception_str, what
+        assert list(ours.exception_args) == list(theirs.exception_args), what
         assert ours.traceback_str == (theirs.traceback_str or ""), what
         theirs = theirs.causes[0] if theirs.causes else None
         ours = ours.cause

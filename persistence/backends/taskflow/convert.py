@@ -14,11 +14,9 @@ version, a field of the wrong type) raises
 :class:`~persistence.backends.taskflow.errors.TaskFlowRecordError` naming the
 record and where it is stored, so nothing of a malformed logbook is copied.
 
-Two things do not carry over, because this library's records have no place
-for them: a failure's ``exc_args`` (its message, type names, traceback and
-causes do), and the ``created_at``/``updated_at`` columns that TaskFlow's SQL
-schema keeps for flow and atom rows (TaskFlow's own models do not read them
-either).
+The ``created_at``/``updated_at`` columns that TaskFlow's SQL schema keeps for
+flow and atom rows do not carry over: this library's records have no place
+for them (TaskFlow's own models do not read them either).
 """
 
 from __future__ import annotations
@@ -145,9 +143,12 @@ def failure(data: Any, where: Where, field: str) -> Failure:
     causes = data.get("causes") or []
     if not isinstance(causes, list):
         where.fail(f"{field}: causes must be a list, not {type(causes).__name__}")
+    args = data.get("exc_args") or []
+    if not isinstance(args, list):
+        where.fail(f"{field}: exc_args must be a list, not {type(args).__name__}")
     cause = failure(causes[0], where, f"{field} cause") if causes else None
     return Failure(exc_type_names=names, exception_str=message, traceback_str=trace or "",
-                   cause=cause)
+                   exc_args=args, cause=cause)
 
 
 def _optional_failure(data: Any, where: Where, field: str) -> dict | None:
