@@ -86,7 +86,7 @@ class TaskFlowStoreBackend(Backend):
         if self.kind in _SQL and self._options:
             raise ConfigurationError(f"option(s) {', '.join(sorted(self._options))} do not "
                                      f"apply to a TaskFlow SQL store")
-        self._location = mask_password(conf["connection"]) if self._uri else None
+        self._location = mask_password(conf["connection"])   # dir and zk normalise it
         self._lock = threading.Lock()
         self._resource: Any = None
         self._validated = False
@@ -94,8 +94,6 @@ class TaskFlowStoreBackend(Backend):
             self._setup_dir(conf)
         elif self.kind in _ZK:
             self._setup_zk(conf)
-        else:
-            self._location = mask_password(conf["connection"])
 
     # -- configuration ------------------------------------------------------------
     def _setup_dir(self, conf: dict[str, Any]) -> None:
