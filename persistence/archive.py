@@ -55,10 +55,11 @@ from .migrate import (
     SKIPPED,
     MigrationReport,
     Progress,
+    logbook_digest,
     put_logbook,
     refuse_existing,
     select_logbooks,
-    verify_counts,
+    verify_logbooks,
 )
 
 __all__ = ["export_archive", "import_archive", "verify_archive", "Manifest", "ArchiveError",
@@ -298,10 +299,11 @@ def import_archive(conn: Connection, path: str | os.PathLike, *, existing: str =
     """
     if existing not in EXISTING:
         raise ValueError(f"existing must be one of {', '.join(EXISTING)}, not {existing!r}")
-    expected: dict[str, tuple[int, int]] = {}
+    expected: dict[str, tuple[int, int, str]] = {}
     for _, book in _read(path, verify_only=True, progress=progress):
         if book is not None:
-            expected[book.uuid] = (len(book), sum(len(fd) for fd in book))
+            expected[book.uuid] = (len(book), sum(len(fd) for fd in book),
+                                   logbook_digest(book))
     if existing == "fail":
         refuse_existing(conn, expected)
     report = MigrationReport()
@@ -313,6 +315,6 @@ def import_archive(conn: Connection, path: str | os.PathLike, *, existing: str =
             report.count(book, outcome)
             if outcome == SKIPPED and existing == "skip":
                 del expected[book.uuid]   # kept as it was in the destination
-    verify_counts(conn, expected, progress)
+    verify_logbooks(conn, expected, progress)
     report.verified = True
     return report

@@ -43,7 +43,7 @@ from typing import Any
 from . import archive, lifecycle, loading, migrate, models, serialization, states
 from ._console import Node, Output, escape, rich
 from .base import Connection
-from .exceptions import NotFound, PersistenceError, StorageFailure
+from .exceptions import ConfigurationError, NotFound, PersistenceError, StorageFailure
 from .uri import mask_password
 
 __all__ = ["main", "build_parser", "command", "add_parser", "add_uri", "connect", "Output",
@@ -95,8 +95,10 @@ def connect(uri: str | None, upgrade: bool = False) -> Iterator[Connection]:
     ``upgrade=True`` brings the schema up to date first (for writers);
     readers leave the backend as it is.
     """
-    backend = loading.fetch(_uri(uri))
+    uri = _uri(uri)
+    backend = loading.fetch(uri)
     try:
+        _refuse_taskflow_store(uri, backend)
         conn = backend.get_connection()
         try:
             if upgrade:
@@ -106,6 +108,20 @@ def connect(uri: str | None, upgrade: bool = False) -> Iterator[Connection]:
             conn.close()
     finally:
         backend.close()
+
+
+def _refuse_taskflow_store(uri: str, backend: Any) -> None:
+    """A TaskFlow store opened as a persistence one would read as empty (or be written
+    into): say so, and name the URI that reads it."""
+    from .backends.taskflow.detect import taskflow_store_in
+
+    found = taskflow_store_in(backend)
+    if found:
+        masked = mask_password(uri)
+        raise ConfigurationError(
+            f"{masked} holds a TaskFlow store ({found}), not a persistence one: read it as "
+            f"taskflow+{masked}, e.g. 'persistence migrate taskflow+{masked} DST' to copy it "
+            f"into a persistence backend (TaskFlow stores are only ever read)")
 
 
 def _time(value: datetime.datetime | None) -> str:
@@ -549,7 +565,7 @@ def _report(args: argparse.Namespace, out: Output, verb: str,
     out.line(f"{verb} {report.logbooks} logbook(s), {report.flow_details} flow detail(s), "
              f"{report.atom_details} atom detail(s): {report.created} created, "
              f"{report.replaced} replaced, {report.skipped} skipped"
-             + ("; counts verified" if report.verified else ""))
+             + ("; every record verified" if report.verified else ""))
     return OK
 
 
@@ -621,10 +637,15 @@ def _import(args: argparse.Namespace, out: Output) -> int:
 def _migrate_command(subparsers: Any) -> None:
     parser = add_parser(subparsers, "migrate", help="copy logbooks from one backend to another",
                         description="Copy every logbook (or the ones named) from SRC to DST, "
-                                    "one logbook at a time, then verify the counts.  Safe to "
+                                    "one logbook at a time, then read DST back and compare "
+                                    "every record.  Safe to "
                                     "re-run after an interruption: finished logbooks are "
                                     "skipped, a half-written one is replaced.")
-    parser.add_argument("src", metavar="SRC", help="source backend URI")
+    parser.add_argument("src", metavar="SRC",
+                        help="source backend URI; for a store written by TaskFlow, its "
+                             "TaskFlow URI with taskflow+ in front (taskflow+sqlite:///old.db, "
+                             "taskflow+postgresql://…, taskflow+mysql://…, taskflow+dir:///path, "
+                             "taskflow+zookeeper://host:2181/path)")
     parser.add_argument("dst", metavar="DST", help="destination backend URI")
     parser.add_argument("--logbook", action="append", metavar="UUID",
                         help="copy this logbook only (repeatable)")
@@ -637,6 +658,10 @@ def _migrate_command(subparsers: Any) -> None:
 def _migrate(args: argparse.Namespace, out: Output) -> int:
     if args.src == args.dst:
         raise PersistenceError("SRC and DST are the same backend")
+    if args.dst.lower().startswith("taskflow+"):
+        raise ConfigurationError(f"DST {mask_password(args.dst)} is a TaskFlow store, which "
+                                 f"can only be a source: migrate from it into a persistence "
+                                 f"backend (e.g. sqlite:///flows.db)")
     with connect(args.src) as src, connect(args.dst, upgrade=True) as dst, \
             out.progress("logbooks") as progress:
         report = migrate.migrate(src, dst, args.logbook, existing=args.existing,

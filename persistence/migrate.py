@@ -8,8 +8,8 @@ interrupted run leaves whole logbooks, plus at most one that is missing or
 incomplete.  Running again finishes the job without duplicates: with the
 default ``existing="resume"`` a logbook already in the destination with the
 same content is skipped and one that differs (incomplete) is replaced.  At the
-end the destination is read back and its flow and atom counts are compared
-with what was copied.
+end the destination is read back and every logbook compared with what was
+copied: its flow and atom counts, and a digest of every field of every record.
 
 Every field of every record is copied, failures included, except
 ``updated_at``: like every ``save_logbook``, the destination stamps the time
@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from . import models, serialization
@@ -38,8 +38,8 @@ from .base import Connection
 from .exceptions import Duplicate, NotFound, StorageFailure
 
 __all__ = ["migrate", "put_logbook", "logbook_uuids", "select_logbooks", "logbook_digest",
-           "verify_counts", "refuse_existing", "MigrationReport", "VerificationFailed",
-           "EXISTING", "Progress"]
+           "verify_logbooks", "verify_counts", "refuse_existing", "MigrationReport",
+           "VerificationFailed", "EXISTING", "Progress"]
 
 #: What to do with a logbook that is already in the destination.
 #: ``resume``: skip it if identical, replace it if not; ``skip``: keep it as
@@ -157,26 +157,40 @@ def refuse_existing(dst: Connection, uuids: Iterable[str]) -> None:
                         f"({', '.join(present[:3])}{more}); nothing was written")
 
 
-def verify_counts(dst: Connection, expected: dict[str, tuple[int, int]],
-                  progress: Progress | None = None) -> None:
-    """Check ``dst`` holds, per logbook uuid, the expected (flows, atoms) counts."""
+def verify_logbooks(dst: Connection, expected: Mapping[str, tuple],
+                    progress: Progress | None = None) -> None:
+    """Check ``dst`` holds what was copied into it, per logbook uuid.
+
+    Each value of ``expected`` is ``(flows, atoms)`` or ``(flows, atoms, digest)``
+    with the :func:`logbook_digest` of the copied logbook: then every field of
+    every record is compared, not only the counts.
+    """
     wrong = []
     for done, (uuid, want) in enumerate(expected.items(), 1):
         try:
             book = dst.get_logbook(uuid)
-            got = (len(book), sum(len(fd) for fd in book))
         except NotFound:
-            got = None
-        if got != want:
+            book = None
+        if book is None:
             wrong.append(f"{uuid}: expected {want[0]} flow(s)/{want[1]} atom(s), "
-                         + ("found no logbook" if got is None
-                            else f"found {got[0]}/{got[1]}"))
+                         f"found no logbook")
+        else:
+            got = (len(book), sum(len(fd) for fd in book))
+            if got != tuple(want[:2]):
+                wrong.append(f"{uuid}: expected {want[0]} flow(s)/{want[1]} atom(s), "
+                             f"found {got[0]}/{got[1]}")
+            elif len(want) > 2 and logbook_digest(book) != want[2]:
+                wrong.append(f"{uuid}: its records differ from the ones copied")
         if progress is not None:
             progress("verify", done, len(expected))
     if wrong:
         shown = "; ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
         raise VerificationFailed(f"{len(wrong)} logbook(s) differ in the destination after "
                                  f"copying: {shown}")
+
+
+#: The former name of :func:`verify_logbooks`.
+verify_counts = verify_logbooks
 
 
 def migrate(src: Connection, dst: Connection, logbooks: Iterable[str] | None = None, *,
@@ -186,7 +200,7 @@ def migrate(src: Connection, dst: Connection, logbooks: Iterable[str] | None = N
 
     ``existing`` says what to do with logbooks already in ``dst`` (see
     :data:`EXISTING`).  With ``verify`` the destination is read back at the
-    end and VerificationFailed raised if its counts differ.
+    end and VerificationFailed raised if any record differs from its copy.
     """
     if existing not in EXISTING:
         raise ValueError(f"existing must be one of {', '.join(EXISTING)}, not {existing!r}")
@@ -194,21 +208,21 @@ def migrate(src: Connection, dst: Connection, logbooks: Iterable[str] | None = N
     if existing == "fail":
         refuse_existing(dst, uuids)
     report = MigrationReport()
-    expected: dict[str, tuple[int, int]] = {}
+    expected: dict[str, tuple[int, int, str]] = {}
     for done, uuid in enumerate(uuids, 1):
         try:
             book = src.get_logbook(uuid)
         except NotFound:  # deleted from the source meanwhile
             continue
-        counts = (len(book), sum(len(fd) for fd in book))
+        copied = (len(book), sum(len(fd) for fd in book), logbook_digest(book))
         outcome = put_logbook(dst, book, existing)
         report.count(book, outcome)
         if outcome != SKIPPED or existing == "resume":  # "skip" keeps what was there
-            expected[uuid] = counts
+            expected[uuid] = copied
         del book
         if progress is not None:
             progress("copy", done, len(uuids))
     if verify:
-        verify_counts(dst, expected, progress)
+        verify_logbooks(dst, expected, progress)
         report.verified = True
     return report

@@ -58,7 +58,7 @@ def test_export_then_import_into_another_backend(tmp_path):
     assert done.returncode == 0 and "nothing written" in done.stdout
     done = run("import", dst, str(archive_path))
     assert done.returncode == 0, done.stderr
-    assert "3 created, 0 replaced, 0 skipped; counts verified" in done.stdout
+    assert "3 created, 0 replaced, 0 skipped; every record verified" in done.stdout
     same_books(_books(dst), books)
 
     again = run("import", dst, str(archive_path))               # default: refuse, write nothing

@@ -30,7 +30,8 @@ def test_html_builds_without_warnings(tmp_path):
     assert "WARNING" not in done.stderr, done.stderr
     for page in ("index", "getting-started", "storage", "history", "cli", "archive-and-migrate",
                  "writing-a-backend", "migrating-from-taskflow", "taskflow-plugin",
-                 "backends/index", "backends/sql", "backends/dir", "backends/memory"):
+                 "migrating-taskflow-stores", "backends/index", "backends/sql", "backends/dir",
+                 "backends/memory"):
         assert (tmp_path / "html" / f"{page}.html").exists(), page
 
 
