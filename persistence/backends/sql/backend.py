@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -105,6 +106,8 @@ class SQLAlchemyBackend(Backend):
                        if url.host else None)
         self._raw: dict[Any, RawStatement | None] = {}
         self._closed = False
+        #: Sessions handed out by get_connection(); close() closes those still open.
+        self.sessions: weakref.WeakSet = weakref.WeakSet()
 
     @classmethod
     def _driver_query(cls, conf: Mapping[str, Any]) -> dict[str, str]:
@@ -173,7 +176,10 @@ class SQLAlchemyBackend(Backend):
         return SQLConnection(self)
 
     def close(self) -> None:
-        """Dispose of the engine's pool (an engine passed in is left to its owner)."""
+        """Close every connection handed out and dispose of the engine's pool (an
+        engine passed in is left to its owner)."""
+        for session in list(self.sessions):
+            session.close()
         if self._owns_engine and not self._closed:
             self._engine.dispose()
         self._closed = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +39,15 @@ T = TypeVar("T")
 _SETUP_KEY = "persistence.backends.sql"
 
 
+def _give_back(held: list) -> None:
+    conn, held[0] = held[0], None
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # the pool may be gone already (interpreter exit)
+            pass
+
+
 class Session:
     """A lazily checked-out connection used by one :class:`SQLConnection`."""
 
@@ -48,8 +58,22 @@ class Session:
         self.sqlite = self.dialect.name == "sqlite"
         self.postgresql = self.dialect.name == "postgresql"
         self.lock = backend.shared_lock or threading.RLock()
-        self._conn: sa.Connection | None = None
+        # The checked-out connection, in a box a finalizer can reach: a Session
+        # dropped without close() (an engine that never closes its Storage)
+        # still gives its connection back to the pool, and closing the backend
+        # closes every Session it handed out.
+        self._held: list[sa.Connection | None] = [None]
+        weakref.finalize(self, _give_back, self._held)
+        backend.sessions.add(self)
         self.closed = False
+
+    @property
+    def _conn(self) -> sa.Connection | None:
+        return self._held[0]
+
+    @_conn.setter
+    def _conn(self, conn: sa.Connection | None) -> None:
+        self._held[0] = conn
 
     # -- the connection ----------------------------------------------------
     def connection(self) -> sa.Connection:
