@@ -100,9 +100,8 @@ def test_migrate_prints_json_and_masks_passwords(tmp_path, sql_database_factory)
     assert sorted(_books(dst)) == sorted(uuids)
 
 
-def test_a_killed_migration_finishes_when_run_again_without_duplicates(tmp_path):
-    src, dst = f"sqlite:///{tmp_path}/src.db", f"file://{tmp_path}/dst"
-    uuids = _fill(src, 60)
+def kill_migrate_mid_copy(src: str, dst: str) -> None:
+    """Start ``persistence migrate SRC DST`` and SIGKILL it once the copy is under way."""
     env = {k: v for k, v in os.environ.items() if k != "PERSISTENCE_URI"}
     proc = subprocess.Popen([sys.executable, "-m", "persistence", "migrate", src, dst],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -115,6 +114,12 @@ def test_a_killed_migration_finishes_when_run_again_without_duplicates(tmp_path)
         proc.wait(timeout=60)
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_a_killed_migration_finishes_when_run_again_without_duplicates(tmp_path):
+    src, dst = f"sqlite:///{tmp_path}/src.db", f"file://{tmp_path}/dst"
+    uuids = _fill(src, 60)
+    kill_migrate_mid_copy(src, dst)
     partial = len(_books(dst))
     assert 0 < partial < 60
 

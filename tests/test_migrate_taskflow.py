@@ -11,9 +11,6 @@ import datetime
 import hashlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +24,7 @@ from persistence.storage import Storage
 from tests.conftest import IN_CI
 from tests.fixtures import _zkserver
 from tests.test_cli import run
+from tests.test_cli_transfer import kill_migrate_mid_copy
 
 if IN_CI:  # the test extra installs TaskFlow: under CI its absence fails, never skips
     import taskflow  # noqa: F401
@@ -312,18 +310,7 @@ def test_a_migration_killed_half_way_finishes_when_run_again(tmp_path):
     conf = {"connection": "dir", "path": str(tmp_path / "taskflow-dir")}
     uuids = ts.fill_plain(conf, 120)
     src, dst = f"taskflow+dir://{tmp_path}/taskflow-dir", f"file://{tmp_path}/dst"
-    env = {k: v for k, v in os.environ.items() if k != "PERSISTENCE_URI"}
-    proc = subprocess.Popen([sys.executable, "-m", "persistence", "migrate", src, dst],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=env)
-    try:
-        first = proc.stderr.readline()        # "copy: 1/120 ..." — the copy is under way
-        assert first.startswith("copy: "), first
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    kill_migrate_mid_copy(src, dst)
     with _open(dst) as conn:
         partial = len(list(conn.get_logbooks(lazy=True)))
     assert 0 < partial < 120
