@@ -41,9 +41,11 @@ from ..exceptions import ConfigurationError, NotFound, SerializationError, Stora
 from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
 from ..path_lifecycle import HISTORY_PREFIX
 
-__all__ = ["DirBackend", "DirConnection", "default_path"]
+__all__ = ["STAGING_PREFIX", "DirBackend", "DirConnection", "default_path"]
 
 _RECORD = ".record"
+#: Name prefix of a new record's directory while it is built (see ``_Transaction``).
+STAGING_PREFIX = ".new-"
 
 
 def default_path() -> str:
@@ -275,17 +277,28 @@ class DirConnection(PathBasedConnection):
         return self.backend.lock.held()
 
     def upgrade(self) -> None:
-        """Create the layout and remove temporary files left by killed writers.
+        """Create the layout and remove what killed writers left: temporary files,
+        staging directories and record directories that never got their record.
 
         Safe under the writer lock: no write is in flight while it is held.
         """
         with self.backend.lock.held():
             super().upgrade()
-            for directory, _dirs, files in os.walk(self._root):
+            for directory, dirs, files in os.walk(self._root):
                 for name in files:
                     if name.startswith(".tmp-"):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(os.path.join(directory, name))
+                for name in [d for d in dirs if d.startswith(STAGING_PREFIX)]:
+                    _remove_tree(os.path.join(directory, name))
+                    dirs.remove(name)
+            for kind in (self.book_path, self.flow_path, self.atom_path):
+                with os.scandir(self._fs(kind)) as it:
+                    unpublished = [e.path for e in it if e.is_dir(follow_symlinks=False)
+                                   and not e.name.startswith(".")
+                                   and not os.path.exists(os.path.join(e.path, _RECORD))]
+                for path in unpublished:
+                    _remove_tree(path)
 
 
 def _fsync_dir(path: str) -> None:
@@ -297,26 +310,64 @@ def _fsync_dir(path: str) -> None:
 
 
 class _Transaction:
-    """Buffered writes, applied in order at commit; directories fsynced once each."""
+    """Buffered writes, applied in order at commit; directories fsynced once each.
+
+    A new record that has links in the same transaction (a flow and its atoms,
+    a logbook and its flows) is built in a staging directory ``.new-<id>``
+    beside its final place (invisible: readers skip names starting with ``.``)
+    and renamed into place once its record and every link are written, so a
+    writer killed at any point never publishes half of it.  An existing
+    record's new data is written after its new links.  ``upgrade()`` removes
+    the staging directories a killed writer left.
+    """
 
     def __init__(self) -> None:
         self.ops: list[tuple[str, str, bytes | None]] = []
         self.revisions: dict[str, int] = {}
 
+    def _plan(self) -> list[tuple[str, str, Any]]:
+        """The ops in publication order; a staged record becomes one ``publish`` op."""
+        last_link: dict[str, int] = {}
+        for i, (op, path, _) in enumerate(self.ops):
+            if op == "link":
+                last_link[os.path.dirname(path)] = i
+        staged: dict[str, list] = {}   # new record path -> [record op, link names]
+        for op, path, data in self.ops:
+            if (op in ("write", "logged") and path in last_link and path not in staged
+                    and (data if op == "write" else data[0]).startswith(b"1\n")):
+                staged[path] = [None, []]
+        due: dict[int, list] = {}
+        plan: list[tuple[str, str, Any]] = []
+        for i, (op, path, data) in enumerate(self.ops):
+            parent = os.path.dirname(path)
+            if op in ("write", "logged") and path in staged:
+                if staged[path][0] is None:   # written once per transaction by the core
+                    due.setdefault(max(i, last_link[path]), []).append(
+                        ("publish", path, staged[path]))
+                staged[path][0] = (op, data)
+            elif op == "link" and parent in staged:
+                staged[parent][1].append(os.path.basename(path))
+            elif op in ("write", "logged") and last_link.get(path, -1) > i:
+                due.setdefault(last_link[path], []).append((op, path, data))
+            else:
+                plan.append((op, path, data))
+            plan.extend(due.pop(i, ()))
+        return plan
+
     def apply(self, conn: DirConnection) -> None:
         dirty_dirs: set[str] = set()
-        for op, path, data in self.ops:
+        for op, path, data in self._plan():
             target = conn._fs(path)
             parent = os.path.dirname(target)
             if op == "write" or op == "logged":
                 if not os.path.isdir(target):
                     os.makedirs(target, exist_ok=True)
                     dirty_dirs.add(parent)
-                record = os.path.join(target, _RECORD)
-                _write_file(target, record, data if op == "write" else data[0])
-                if op == "logged":   # the entry: the file just written, under its name
-                    os.link(record, os.path.join(target, data[1]))
+                _write_record(target, op, data)
                 dirty_dirs.add(target)
+            elif op == "publish":
+                _publish(target, data)
+                dirty_dirs.add(parent)
             elif op == "append":   # an entry without its record (not used by the core)
                 _write_file(parent, target, data)
                 dirty_dirs.add(parent)
@@ -331,6 +382,28 @@ class _Transaction:
         for directory in dirty_dirs:
             if os.path.isdir(directory):
                 _fsync_dir(directory)
+
+
+def _write_record(target: str, op: str, data: Any) -> None:
+    """Write a record file in directory ``target`` (``logged``: and its history entry)."""
+    record = os.path.join(target, _RECORD)
+    _write_file(target, record, data if op == "write" else data[0])
+    if op == "logged":   # the entry: the file just written, under its name
+        os.link(record, os.path.join(target, data[1]))
+
+
+def _publish(target: str, staged: list) -> None:
+    """Build a new record with its links in a staging directory, then rename it into place."""
+    (op, data), links = staged
+    stage = os.path.join(os.path.dirname(target), f"{STAGING_PREFIX}{_uuid.uuid4().hex}")
+    os.makedirs(stage)
+    _write_record(stage, op, data)
+    for name in links:
+        os.close(os.open(os.path.join(stage, name), os.O_WRONLY | os.O_CREAT, 0o644))
+    _fsync_dir(stage)
+    if os.path.isdir(target):   # left by an older writer, never published (no record)
+        _remove_tree(target)
+    os.rename(stage, target)
 
 
 def _write_file(directory: str, final: str, data: bytes) -> None:
