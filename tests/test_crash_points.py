@@ -23,12 +23,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from persistence import states
-from persistence.backends import dir as dirmod
+from persistence.backends import dirfiles
 from persistence.backends.dir import DirBackend
 from persistence.backends.memory import MemoryBackend
 from persistence.exceptions import NotFound
 from persistence.models import FlowDetail, LogBook, TaskDetail
-
 
 PAD = "x" * 1500
 
@@ -183,7 +182,7 @@ def _dir_leftovers(store: str) -> list[str]:
     out = []
     for directory, dirs, files in os.walk(store):
         out += [os.path.join(directory, n) for n in dirs + files
-                if n.startswith((".tmp-", dirmod.STAGING_PREFIX))]
+                if n.startswith((".tmp-", dirfiles.STAGING_PREFIX))]
     for kind in ("books", "flow_details", "atom_details"):
         for entry in os.scandir(os.path.join(store, kind)):
             if entry.is_dir() and not os.path.exists(os.path.join(entry.path, ".record")):
@@ -201,7 +200,7 @@ def test_dir_save_stopped_after_each_write(tmp_path, monkeypatch, name, before, 
     @contextlib.contextmanager
     def instrument(store, counter):
         with monkeypatch.context() as m:
-            m.setattr(dirmod, "os", _CountingOs(counter))
+            m.setattr(dirfiles, "os", _CountingOs(counter))
             yield
 
     total = _run(open_store, instrument, _dir_leftovers, name, before, added)

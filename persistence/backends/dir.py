@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import uuid as _uuid
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -40,12 +39,10 @@ from ..base import store_token
 from ..exceptions import ConfigurationError, NotFound, SerializationError, StorageFailure
 from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
 from ..path_lifecycle import HISTORY_PREFIX
+from .dirfiles import RECORD, STAGING_PREFIX, Transaction, last_line, remove_tree
 
 __all__ = ["STAGING_PREFIX", "DirBackend", "DirConnection", "default_path"]
 
-_RECORD = ".record"
-#: Name prefix of a new record's directory while it is built (see ``_Transaction``).
-STAGING_PREFIX = ".new-"
 
 
 def default_path() -> str:
@@ -151,11 +148,11 @@ class DirConnection(PathBasedConnection):
         return os.path.join(self._root, path.lstrip("/"))
 
     def _where(self, path: str) -> str:
-        return os.path.join(self._fs(path), _RECORD)
+        return os.path.join(self._fs(path), RECORD)
 
     # -- reads -----------------------------------------------------------
     def _read(self, path: str) -> tuple[bytes, int]:
-        file = os.path.join(self._fs(path), _RECORD)
+        file = os.path.join(self._fs(path), RECORD)
         try:
             st = os.stat(file)
         except FileNotFoundError:
@@ -204,7 +201,7 @@ class DirConnection(PathBasedConnection):
             return 0
 
     # -- writes ----------------------------------------------------------
-    def _write(self, path: str, data: bytes, txn: _Transaction, *, create: bool,
+    def _write(self, path: str, data: bytes, txn: Transaction, *, create: bool,
                expected_revision: int | None) -> int:
         current = txn.revisions.get(path)
         if current is None:
@@ -215,12 +212,12 @@ class DirConnection(PathBasedConnection):
         txn.ops.append(("write", path, b"%d\n" % revision + data))
         return revision
 
-    def _link(self, path: str, txn: _Transaction) -> None:
+    def _link(self, path: str, txn: Transaction) -> None:
         txn.ops.append(("link", path, None))
 
     # -- history entries: plain files beside the record file ---------------
     def _append(self, record_path: str, fields: dict[str, Any], revision: Any,
-                txn: _Transaction) -> None:
+                txn: Transaction) -> None:
         name = HISTORY_PREFIX + history.entry_name(fields["at_ns"])
         entry = history.encode_entry(fields, revision if isinstance(revision, int) else None)
         op, path, data = txn.ops[-1]
@@ -246,14 +243,14 @@ class DirConnection(PathBasedConnection):
         for path in paths:
             try:
                 with open(self._fs(path), "rb") as fh:
-                    out.append(_last_line(fh))
+                    out.append(last_line(fh))
             except FileNotFoundError:
                 out.append(None)
             except OSError as err:
                 raise StorageFailure(f"cannot read {self._fs(path)}: {err.strerror}") from err
         return out
 
-    def _delete(self, path: str, txn: _Transaction) -> None:
+    def _delete(self, path: str, txn: Transaction) -> None:
         txn.ops.append(("delete", path, None))
 
     def _ensure_dir(self, path: str) -> None:
@@ -263,9 +260,9 @@ class DirConnection(PathBasedConnection):
             raise StorageFailure(f"cannot create {self._fs(path)}: {err.strerror}") from err
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[_Transaction]:
+    def _transaction(self) -> Iterator[Transaction]:
         with self.backend.lock.held():
-            txn = _Transaction()
+            txn = Transaction()
             yield txn
             try:
                 txn.apply(self)
@@ -290,161 +287,12 @@ class DirConnection(PathBasedConnection):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(os.path.join(directory, name))
                 for name in [d for d in dirs if d.startswith(STAGING_PREFIX)]:
-                    _remove_tree(os.path.join(directory, name))
+                    remove_tree(os.path.join(directory, name))
                     dirs.remove(name)
             for kind in (self.book_path, self.flow_path, self.atom_path):
                 with os.scandir(self._fs(kind)) as it:
                     unpublished = [e.path for e in it if e.is_dir(follow_symlinks=False)
                                    and not e.name.startswith(".")
-                                   and not os.path.exists(os.path.join(e.path, _RECORD))]
+                                   and not os.path.exists(os.path.join(e.path, RECORD))]
                 for path in unpublished:
-                    _remove_tree(path)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _Transaction:
-    """Buffered writes, applied in order at commit; directories fsynced once each.
-
-    A new record that has links in the same transaction (a flow and its atoms,
-    a logbook and its flows) is built in a staging directory ``.new-<id>``
-    beside its final place (invisible: readers skip names starting with ``.``)
-    and renamed into place once its record and every link are written, so a
-    writer killed at any point never publishes half of it.  An existing
-    record's new data is written after its new links.  ``upgrade()`` removes
-    the staging directories a killed writer left.
-    """
-
-    def __init__(self) -> None:
-        self.ops: list[tuple[str, str, bytes | None]] = []
-        self.revisions: dict[str, int] = {}
-
-    def _plan(self) -> list[tuple[str, str, Any]]:
-        """The ops in publication order; a staged record becomes one ``publish`` op."""
-        last_link: dict[str, int] = {}
-        for i, (op, path, _) in enumerate(self.ops):
-            if op == "link":
-                last_link[os.path.dirname(path)] = i
-        staged: dict[str, list] = {}   # new record path -> [record op, link names]
-        for op, path, data in self.ops:
-            if (op in ("write", "logged") and path in last_link and path not in staged
-                    and (data if op == "write" else data[0]).startswith(b"1\n")):
-                staged[path] = [None, []]
-        due: dict[int, list] = {}
-        plan: list[tuple[str, str, Any]] = []
-        for i, (op, path, data) in enumerate(self.ops):
-            parent = os.path.dirname(path)
-            if op in ("write", "logged") and path in staged:
-                if staged[path][0] is None:   # written once per transaction by the core
-                    due.setdefault(max(i, last_link[path]), []).append(
-                        ("publish", path, staged[path]))
-                staged[path][0] = (op, data)
-            elif op == "link" and parent in staged:
-                staged[parent][1].append(os.path.basename(path))
-            elif op in ("write", "logged") and last_link.get(path, -1) > i:
-                due.setdefault(last_link[path], []).append((op, path, data))
-            else:
-                plan.append((op, path, data))
-            plan.extend(due.pop(i, ()))
-        return plan
-
-    def apply(self, conn: DirConnection) -> None:
-        dirty_dirs: set[str] = set()
-        for op, path, data in self._plan():
-            target = conn._fs(path)
-            parent = os.path.dirname(target)
-            if op == "write" or op == "logged":
-                if not os.path.isdir(target):
-                    os.makedirs(target, exist_ok=True)
-                    dirty_dirs.add(parent)
-                _write_record(target, op, data)
-                dirty_dirs.add(target)
-            elif op == "publish":
-                _publish(target, data)
-                dirty_dirs.add(parent)
-            elif op == "append":   # an entry without its record (not used by the core)
-                _write_file(parent, target, data)
-                dirty_dirs.add(parent)
-            elif op == "link":
-                if not os.path.exists(target):
-                    os.makedirs(parent, exist_ok=True)
-                    os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
-                    dirty_dirs.add(parent)
-            else:
-                _remove_tree(target)
-                dirty_dirs.add(parent)
-        for directory in dirty_dirs:
-            if os.path.isdir(directory):
-                _fsync_dir(directory)
-
-
-def _write_record(target: str, op: str, data: Any) -> None:
-    """Write a record file in directory ``target`` (``logged``: and its history entry)."""
-    record = os.path.join(target, _RECORD)
-    _write_file(target, record, data if op == "write" else data[0])
-    if op == "logged":   # the entry: the file just written, under its name
-        os.link(record, os.path.join(target, data[1]))
-
-
-def _publish(target: str, staged: list) -> None:
-    """Build a new record with its links in a staging directory, then rename it into place."""
-    (op, data), links = staged
-    stage = os.path.join(os.path.dirname(target), f"{STAGING_PREFIX}{_uuid.uuid4().hex}")
-    os.makedirs(stage)
-    _write_record(stage, op, data)
-    for name in links:
-        os.close(os.open(os.path.join(stage, name), os.O_WRONLY | os.O_CREAT, 0o644))
-    _fsync_dir(stage)
-    if os.path.isdir(target):   # left by an older writer, never published (no record)
-        _remove_tree(target)
-    os.rename(stage, target)
-
-
-def _write_file(directory: str, final: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file in ``directory``, fsync it, rename it to ``final``."""
-    tmp = os.path.join(directory, f".tmp-{_uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
-
-
-def _last_line(fh: Any) -> bytes:
-    """The last line of a file (an entry file: record header, record, entry)."""
-    size = fh.seek(0, os.SEEK_END)
-    chunk = 8192
-    while True:
-        start = max(0, size - chunk)
-        fh.seek(start)
-        tail = fh.read()
-        cut = tail.rfind(b"\n")
-        if cut >= 0 or start == 0:
-            return tail[cut + 1:]
-        chunk *= 8
-
-
-def _remove_tree(path: str) -> None:
-    """Delete a record directory (or link file); missing is fine."""
-    try:
-        os.unlink(path)
-        return
-    except FileNotFoundError:
-        return
-    except (IsADirectoryError, PermissionError):
-        pass
-    with os.scandir(path) as it:
-        for entry in it:
-            if entry.is_dir(follow_symlinks=False):
-                _remove_tree(entry.path)
-            else:
-                os.unlink(entry.path)
-    os.rmdir(path)
+                    remove_tree(path)
