@@ -271,6 +271,8 @@ class DirConnection(PathBasedConnection):
                                      f"{err.strerror} ({err.filename})") from err
 
     def _reading(self) -> contextlib.AbstractContextManager[Any]:
+        if not os.path.isdir(self._root):   # nothing to read: create nothing (no lock file)
+            return contextlib.nullcontext()
         return self.backend.lock.held()
 
     def upgrade(self) -> None:
