@@ -22,6 +22,7 @@ __all__ = [
     "AmbiguousName",
     "FingerprintError",
     "InvalidFormat",
+    "CorruptRecord",
 ]
 
 
@@ -144,3 +145,12 @@ class FingerprintError(PersistenceError, TypeError):
 
 class InvalidFormat(PersistenceError, ValueError):
     """Data handed in (a failure's dict form, a record) does not have the expected shape."""
+
+
+class CorruptRecord(SerializationError, InvalidFormat):
+    """A stored record is not a valid record: ``location`` names where it is stored
+    (a file, a znode, a table row); the message says which field is wrong."""
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        self.location = location

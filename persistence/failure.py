@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .exceptions import InvalidFormat
@@ -55,6 +55,8 @@ class Failure:
 
     #: Version of the dict form written by :meth:`to_dict`.
     DICT_VERSION = _VERSION
+    #: The longest cause chain :meth:`from_dict` rebuilds.
+    MAX_CAUSE_DEPTH = 100
     BASE_EXCEPTIONS = BASE_EXCEPTIONS
 
     def __init__(self, exc_info: tuple | None = None, *,
@@ -247,18 +249,45 @@ class Failure:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Failure:
         """Rebuild a failure from :meth:`to_dict`'s form (TaskFlow's ``causes`` list
-        form is read too)."""
-        try:
-            cause = data.get("cause")
-            if cause is None and data.get("causes"):
-                cause = data["causes"][0]
-            return cls(exc_type_names=data["exc_type_names"],
-                       exception_str=data.get("exception_str", ""),
-                       traceback_str=data.get("traceback_str", ""),
-                       exc_args=data.get("exc_args") or (),
-                       cause=cls.from_dict(cause) if cause else None)
-        except (KeyError, TypeError, AttributeError, IndexError) as err:
-            raise ValueError(f"not a stored Failure: {data!r:.200}") from err
+        form is read too).  Malformed input raises :class:`InvalidFormat` (a
+        ValueError) naming the field; a cause chain deeper than
+        :attr:`MAX_CAUSE_DEPTH` is refused rather than walked recursively."""
+        chain: list[Mapping[str, Any]] = []
+        item: Any = data
+        while item is not None:
+            where = "failure" + ".cause" * len(chain)
+            if len(chain) >= cls.MAX_CAUSE_DEPTH:
+                raise InvalidFormat(f"{where}: the cause chain is deeper than "
+                                    f"{cls.MAX_CAUSE_DEPTH} failures")
+            if not isinstance(item, Mapping):
+                raise InvalidFormat(f"{where} must be a dict, not {type(item).__name__}")
+            names = item.get("exc_type_names")
+            if (not isinstance(names, (list, tuple)) or not names
+                    or not all(isinstance(n, str) for n in names)):
+                raise InvalidFormat(f"{where}: 'exc_type_names' must be a non-empty list of "
+                                    f"strings, not {names!r:.80}")
+            for key in ("exception_str", "traceback_str"):
+                if not isinstance(item.get(key), (str, type(None))):
+                    raise InvalidFormat(f"{where}: {key!r} must be a string, not "
+                                        f"{type(item[key]).__name__}")
+            if not isinstance(item.get("exc_args"), (list, tuple, type(None))):
+                raise InvalidFormat(f"{where}: 'exc_args' must be a list, not "
+                                    f"{type(item['exc_args']).__name__}")
+            chain.append(item)
+            cause, causes = item.get("cause"), item.get("causes")
+            if cause is None and causes:
+                if not isinstance(causes, (list, tuple)):
+                    raise InvalidFormat(f"{where}: 'causes' must be a list, not "
+                                        f"{type(causes).__name__}")
+                cause = causes[0]   # the chain, nearest first
+            item = cause
+        failure = None
+        for item in reversed(chain):
+            failure = cls(exc_type_names=item["exc_type_names"],
+                          exception_str=item.get("exception_str") or "",
+                          traceback_str=item.get("traceback_str") or "",
+                          exc_args=item.get("exc_args") or (), cause=failure)
+        return failure
 
     @classmethod
     def validate(cls, data: Any) -> None:

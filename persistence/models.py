@@ -21,7 +21,8 @@ import uuid as _uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from . import states
+from . import fields, states
+from .exceptions import InvalidFormat
 from .failure import Failure
 
 __all__ = [
@@ -36,12 +37,6 @@ def _new_uuid() -> str:
 
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _parse_time(value: Any) -> datetime.datetime | None:
-    if value is None or isinstance(value, datetime.datetime):
-        return value
-    return datetime.datetime.fromisoformat(value)
 
 
 def _format_time(value: datetime.datetime | None) -> str | None:
@@ -193,11 +188,14 @@ class LogBook(_Record):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], unmarshal_time: bool = False) -> LogBook:
         """A logbook from :meth:`to_dict`'s form (times as datetimes or ISO strings)."""
-        lb = cls(data["name"], uuid=data["uuid"])
+        data = fields.record(data, "a logbook")
+        what = _what("logbook", data)
+        lb = cls(fields.text(data, "name", what), uuid=fields.text(data, "uuid", what,
+                                                                   non_empty=True))
         d = lb.__dict__
-        d["meta"] = _TrackedDict(lb, data.get("meta") or {})
-        d["created_at"] = _parse_time(data.get("created_at"))
-        d["updated_at"] = _parse_time(data.get("updated_at"))
+        d["meta"] = _TrackedDict(lb, fields.mapping(data, "meta", what))
+        d["created_at"] = fields.timestamp(data, "created_at", what)
+        d["updated_at"] = fields.timestamp(data, "updated_at", what)
         return lb
 
     def pformat(self, indent: int = 0, linesep: str = "\n") -> str:
@@ -261,10 +259,12 @@ class FlowDetail(_Record):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FlowDetail:
-        fd = cls(data["name"], data["uuid"])
+        data = fields.record(data, "a flow detail")
+        what = _what("flow detail", data)
+        fd = cls(fields.text(data, "name", what), fields.text(data, "uuid", what, non_empty=True))
         d = fd.__dict__
-        d["state"] = data.get("state")
-        d["meta"] = _TrackedDict(fd, data.get("meta") or {})
+        d["state"] = fields.state(data, "state", what, states.FLOW_STATES)
+        d["meta"] = _TrackedDict(fd, fields.mapping(data, "meta", what))
         return fd
 
     def add(self, ad: AtomDetail) -> None:
@@ -299,8 +299,20 @@ def _failure_to_dict(failure: Failure | None) -> dict | None:
     return failure.to_dict() if failure is not None else None
 
 
-def _failure_from_dict(data: Mapping | None) -> Failure | None:
-    return Failure.from_dict(data) if data else None
+def _failure_from_dict(data: Mapping[str, Any], key: str, what: str) -> Failure | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        return Failure.from_dict(value)
+    except InvalidFormat as err:
+        raise InvalidFormat(f"{what}: {key!r} is not a failure: {err}") from None
+
+
+def _what(kind: str, data: Mapping[str, Any]) -> str:
+    """How an error names the record being read (its uuid when it has a usable one)."""
+    uuid = data.get("uuid")
+    return f"{kind} {uuid}" if isinstance(uuid, str) and uuid else kind
 
 
 _REVERT_STATES = frozenset((states.REVERTING, states.REVERTED, states.REVERT_FAILURE))
@@ -393,21 +405,29 @@ class AtomDetail(_Record):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AtomDetail:
-        ad = cls(data["name"], data["uuid"])
+        data = fields.record(data, f"a {cls.__name__}")
+        what = _what(cls.__name__, data)
+        ad = cls(fields.text(data, "name", what), fields.text(data, "uuid", what, non_empty=True))
         d = ad.__dict__
-        d["state"] = data.get("state")
-        d["intention"] = data.get("intention") or states.EXECUTE
-        d["results"] = cls._results_from_data(data.get("results"))
-        d["failure"] = _failure_from_dict(data.get("failure"))
+        d["state"] = fields.state(data, "state", what, states.ATOM_STATES)
+        d["intention"] = fields.state(data, "intention", what, states.INTENTIONS,
+                                      states.EXECUTE)
+        d["results"] = cls._results_from_data(data.get("results"), what)
+        d["failure"] = _failure_from_dict(data, "failure", what)
         d["revert_results"] = data.get("revert_results")
-        d["revert_failure"] = _failure_from_dict(data.get("revert_failure"))
-        d["meta"] = _TrackedDict(ad, data.get("meta") or {})
+        d["revert_failure"] = _failure_from_dict(data, "revert_failure", what)
+        d["meta"] = _TrackedDict(ad, fields.mapping(data, "meta", what))
         version = data.get("version")
-        d["version"] = tuple(version) if isinstance(version, list) else version
+        if isinstance(version, (list, tuple)):
+            version = tuple(version)
+        elif version is not None and not isinstance(version, (str, int)):
+            raise InvalidFormat(f"{what}: 'version' must be a string, a list or None, "
+                                f"not {type(version).__name__}")
+        d["version"] = version
         return ad
 
     @staticmethod
-    def _results_from_data(data: Any) -> Any:
+    def _results_from_data(data: Any, what: str = "atom detail") -> Any:
         return data
 
     def copy(self) -> AtomDetail:
@@ -493,9 +513,21 @@ class RetryDetail(AtomDetail):
                 for data, failures in self.results]
 
     @staticmethod
-    def _results_from_data(data: Any) -> Any:
-        return [(item, {name: Failure.from_dict(f) for name, f in (failures or {}).items()})
-                for item, failures in (data or [])]
+    def _results_from_data(data: Any, what: str = "retry detail") -> Any:
+        if data is None:
+            return []
+        if not isinstance(data, (list, tuple)):
+            raise InvalidFormat(f"{what}: 'results' must be a list of [data, failures] "
+                                f"pairs, not {type(data).__name__}")
+        out = []
+        for i, entry in enumerate(data):
+            if not (isinstance(entry, (list, tuple)) and len(entry) == 2
+                    and isinstance(entry[1], (Mapping, type(None)))):
+                raise InvalidFormat(f"{what}: 'results'[{i}] must be a [data, failures] pair "
+                                    f"with failures a dict, not {entry!r:.80}")
+            out.append((entry[0], {name: Failure.from_dict(f)
+                                   for name, f in (entry[1] or {}).items()}))
+        return out
 
     def merge(self, other: AtomDetail, deep_copy: bool = False) -> RetryDetail:
         if not isinstance(other, RetryDetail):

@@ -16,7 +16,12 @@ History, snapshots, summaries, listings and purge live in
 A backend implements only the primitives (read, write, children, link,
 delete, transaction).  Saves go bottom-up — atoms, then their flow and its
 links, then the logbook — so a reader that starts from ``books/`` never
-follows a link to a record that is not written yet.
+follows a link to a record that is not written yet.  A record is published
+when its data is stored: a node without it (a save interrupted before its
+record was written) is absent for every reader, links below it included.
+Backends whose transactions are not atomic write a new record's data after
+its links (dir: a staging directory renamed into place; ZooKeeper: an empty
+znode set last), so a logbook or flow detail appears only complete.
 """
 
 from __future__ import annotations
@@ -456,13 +461,19 @@ class PathBasedConnection(PathLifecycle, PathClaims, Connection, abc.ABC):
             books = self._load_books(_names(names), lazy, missing_ok=True)
         return iter(books)
 
+    def _published_children(self, path: str) -> list[str] | None:
+        """The links below the record at ``path``; None if its record is not stored
+        (never saved, or a save that was interrupted before publishing it)."""
+        raw = self._read_many([path])[0]
+        names = self._children_many([path])[0] if raw is not None else None
+        return None if names is None else _names(names)
+
     def get_flows_for_book(self, book_uuid: str, lazy: bool = False) -> Iterator[models.FlowDetail]:
         with self._reading():
-            try:
-                names = self._children(self._book(book_uuid))
-            except NotFound:
-                raise NotFound(f"no logbook {book_uuid}") from None
-            return iter(self._load_flows(_names(names), lazy))
+            names = self._published_children(self._book(book_uuid))
+            if names is None:
+                raise NotFound(f"no logbook {book_uuid}")
+            return iter(self._load_flows(names, lazy))
 
     def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> models.FlowDetail:
         with self._reading():
@@ -479,11 +490,10 @@ class PathBasedConnection(PathLifecycle, PathClaims, Connection, abc.ABC):
 
     def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
         with self._reading():
-            try:
-                names = self._children(self._flow(fd_uuid))
-            except NotFound:
-                raise NotFound(f"no flow detail {fd_uuid}") from None
-            return iter(self._load_atoms(_names(names)))
+            names = self._published_children(self._flow(fd_uuid))
+            if names is None:
+                raise NotFound(f"no flow detail {fd_uuid}")
+            return iter(self._load_atoms(names))
 
     # -- maintenance -----------------------------------------------------
     def upgrade(self) -> None:

@@ -218,8 +218,9 @@ class PathLifecycle:
     # -- fork ----------------------------------------------------------------------
     def _book_of(self, flow_uuid: str) -> str:
         books = _names(self._children(self.book_path)) if self._exists(self.book_path) else []
-        for book, flows in zip(books, self._children_many([self._book(b) for b in books])):
-            if flow_uuid in (flows or ()):
+        paths = [self._book(b) for b in books]
+        for book, raw, flows in zip(books, self._read_many(paths), self._children_many(paths)):
+            if raw is not None and flow_uuid in (flows or ()):
                 return book
         raise NotFound(f"no flow detail {flow_uuid} in any logbook")
 
@@ -269,15 +270,17 @@ class PathLifecycle:
         wanted = lifecycle.check_states(state, states.FLOW_STATES, "flow state")
         with self._reading():
             if logbook is not None:
-                try:
-                    flows = _names(self._children(self._book(logbook)))
-                except NotFound:
-                    raise NotFound(f"no logbook {logbook}") from None
+                found = self._published_children(self._book(logbook))
+                if found is None:
+                    raise NotFound(f"no logbook {logbook}")
+                flows = found
             else:
                 books = (_names(self._children(self.book_path))
                          if self._exists(self.book_path) else [])
-                flows = [f for names in self._children_many([self._book(b) for b in books])
-                         for f in _names(names)]
+                paths = [self._book(b) for b in books]
+                flows = [f for raw, names in zip(self._read_many(paths),
+                                                 self._children_many(paths))
+                         if raw is not None for f in _names(names)]
             rows = self._flow_rows(flows)
         rows = [(fd, at) for fd, at in rows if wanted is None or fd.state in wanted]
         rows.sort(key=lambda row: (row[1], row[0].uuid), reverse=True)

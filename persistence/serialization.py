@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import models
-from .exceptions import SerializationError
+from . import fields, models
+from .exceptions import CorruptRecord, InvalidFormat, SerializationError
 
 __all__ = ["dumps", "loads", "logbook_record", "flow_record", "atom_record",
            "load_logbook", "load_flow", "load_atom"]
@@ -71,14 +71,16 @@ def atom_record(ad: models.AtomDetail, parent_uuid: str | None,
 
 
 def encode_record(record: dict[str, Any], detail: models._Record) -> bytes:
+    fields.stored_name(detail)
     return dumps(record, _describe(detail))
 
 
 def _load(build, record: Any, where: str):
     try:
         obj = build(record)
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise SerializationError(f"stored data in {where} is not a valid record: {err!r}") from err
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as err:
+        raise CorruptRecord(f"stored data in {where} is not a valid record: {err}",
+                            location=where) from err
     obj._mark_saved(record.get("revision"))
     return obj
 
@@ -93,5 +95,9 @@ def load_flow(record: dict[str, Any], where: str = "flow detail") -> models.Flow
 
 def load_atom(record: dict[str, Any], where: str = "atom detail") -> models.AtomDetail:
     def build(rec):
-        return models.atom_detail_class(rec["type"]).from_dict(rec)
+        kind = rec.get("type")
+        if kind not in models.ATOM_TYPES:
+            raise InvalidFormat(f"'type' must be one of {', '.join(models.ATOM_TYPES)}, "
+                                f"not {kind!r:.60}")
+        return models.atom_detail_class(kind).from_dict(rec)
     return _load(build, record, where)

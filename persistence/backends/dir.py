@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import uuid as _uuid
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -40,10 +39,10 @@ from ..base import store_token
 from ..exceptions import ConfigurationError, NotFound, SerializationError, StorageFailure
 from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
 from ..path_lifecycle import HISTORY_PREFIX
+from .dirfiles import RECORD, STAGING_PREFIX, Transaction, last_line, remove_tree
 
-__all__ = ["DirBackend", "DirConnection", "default_path"]
+__all__ = ["STAGING_PREFIX", "DirBackend", "DirConnection", "default_path"]
 
-_RECORD = ".record"
 
 
 def default_path() -> str:
@@ -149,11 +148,11 @@ class DirConnection(PathBasedConnection):
         return os.path.join(self._root, path.lstrip("/"))
 
     def _where(self, path: str) -> str:
-        return os.path.join(self._fs(path), _RECORD)
+        return os.path.join(self._fs(path), RECORD)
 
     # -- reads -----------------------------------------------------------
     def _read(self, path: str) -> tuple[bytes, int]:
-        file = os.path.join(self._fs(path), _RECORD)
+        file = os.path.join(self._fs(path), RECORD)
         try:
             st = os.stat(file)
         except FileNotFoundError:
@@ -202,7 +201,7 @@ class DirConnection(PathBasedConnection):
             return 0
 
     # -- writes ----------------------------------------------------------
-    def _write(self, path: str, data: bytes, txn: _Transaction, *, create: bool,
+    def _write(self, path: str, data: bytes, txn: Transaction, *, create: bool,
                expected_revision: int | None) -> int:
         current = txn.revisions.get(path)
         if current is None:
@@ -213,12 +212,12 @@ class DirConnection(PathBasedConnection):
         txn.ops.append(("write", path, b"%d\n" % revision + data))
         return revision
 
-    def _link(self, path: str, txn: _Transaction) -> None:
+    def _link(self, path: str, txn: Transaction) -> None:
         txn.ops.append(("link", path, None))
 
     # -- history entries: plain files beside the record file ---------------
     def _append(self, record_path: str, fields: dict[str, Any], revision: Any,
-                txn: _Transaction) -> None:
+                txn: Transaction) -> None:
         name = HISTORY_PREFIX + history.entry_name(fields["at_ns"])
         entry = history.encode_entry(fields, revision if isinstance(revision, int) else None)
         op, path, data = txn.ops[-1]
@@ -244,14 +243,14 @@ class DirConnection(PathBasedConnection):
         for path in paths:
             try:
                 with open(self._fs(path), "rb") as fh:
-                    out.append(_last_line(fh))
+                    out.append(last_line(fh))
             except FileNotFoundError:
                 out.append(None)
             except OSError as err:
                 raise StorageFailure(f"cannot read {self._fs(path)}: {err.strerror}") from err
         return out
 
-    def _delete(self, path: str, txn: _Transaction) -> None:
+    def _delete(self, path: str, txn: Transaction) -> None:
         txn.ops.append(("delete", path, None))
 
     def _ensure_dir(self, path: str) -> None:
@@ -261,9 +260,9 @@ class DirConnection(PathBasedConnection):
             raise StorageFailure(f"cannot create {self._fs(path)}: {err.strerror}") from err
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[_Transaction]:
+    def _transaction(self) -> Iterator[Transaction]:
         with self.backend.lock.held():
-            txn = _Transaction()
+            txn = Transaction()
             yield txn
             try:
                 txn.apply(self)
@@ -272,106 +271,30 @@ class DirConnection(PathBasedConnection):
                                      f"{err.strerror} ({err.filename})") from err
 
     def _reading(self) -> contextlib.AbstractContextManager[Any]:
+        if not os.path.isdir(self._root):   # nothing to read: create nothing (no lock file)
+            return contextlib.nullcontext()
         return self.backend.lock.held()
 
     def upgrade(self) -> None:
-        """Create the layout and remove temporary files left by killed writers.
+        """Create the layout and remove what killed writers left: temporary files,
+        staging directories and record directories that never got their record.
 
         Safe under the writer lock: no write is in flight while it is held.
         """
         with self.backend.lock.held():
             super().upgrade()
-            for directory, _dirs, files in os.walk(self._root):
+            for directory, dirs, files in os.walk(self._root):
                 for name in files:
                     if name.startswith(".tmp-"):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(os.path.join(directory, name))
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _Transaction:
-    """Buffered writes, applied in order at commit; directories fsynced once each."""
-
-    def __init__(self) -> None:
-        self.ops: list[tuple[str, str, bytes | None]] = []
-        self.revisions: dict[str, int] = {}
-
-    def apply(self, conn: DirConnection) -> None:
-        dirty_dirs: set[str] = set()
-        for op, path, data in self.ops:
-            target = conn._fs(path)
-            parent = os.path.dirname(target)
-            if op == "write" or op == "logged":
-                if not os.path.isdir(target):
-                    os.makedirs(target, exist_ok=True)
-                    dirty_dirs.add(parent)
-                record = os.path.join(target, _RECORD)
-                _write_file(target, record, data if op == "write" else data[0])
-                if op == "logged":   # the entry: the file just written, under its name
-                    os.link(record, os.path.join(target, data[1]))
-                dirty_dirs.add(target)
-            elif op == "append":   # an entry without its record (not used by the core)
-                _write_file(parent, target, data)
-                dirty_dirs.add(parent)
-            elif op == "link":
-                if not os.path.exists(target):
-                    os.makedirs(parent, exist_ok=True)
-                    os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
-                    dirty_dirs.add(parent)
-            else:
-                _remove_tree(target)
-                dirty_dirs.add(parent)
-        for directory in dirty_dirs:
-            if os.path.isdir(directory):
-                _fsync_dir(directory)
-
-
-def _write_file(directory: str, final: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file in ``directory``, fsync it, rename it to ``final``."""
-    tmp = os.path.join(directory, f".tmp-{_uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
-
-
-def _last_line(fh: Any) -> bytes:
-    """The last line of a file (an entry file: record header, record, entry)."""
-    size = fh.seek(0, os.SEEK_END)
-    chunk = 8192
-    while True:
-        start = max(0, size - chunk)
-        fh.seek(start)
-        tail = fh.read()
-        cut = tail.rfind(b"\n")
-        if cut >= 0 or start == 0:
-            return tail[cut + 1:]
-        chunk *= 8
-
-
-def _remove_tree(path: str) -> None:
-    """Delete a record directory (or link file); missing is fine."""
-    try:
-        os.unlink(path)
-        return
-    except FileNotFoundError:
-        return
-    except (IsADirectoryError, PermissionError):
-        pass
-    with os.scandir(path) as it:
-        for entry in it:
-            if entry.is_dir(follow_symlinks=False):
-                _remove_tree(entry.path)
-            else:
-                os.unlink(entry.path)
-    os.rmdir(path)
+                for name in [d for d in dirs if d.startswith(STAGING_PREFIX)]:
+                    remove_tree(os.path.join(directory, name))
+                    dirs.remove(name)
+            for kind in (self.book_path, self.flow_path, self.atom_path):
+                with os.scandir(self._fs(kind)) as it:
+                    unpublished = [e.path for e in it if e.is_dir(follow_symlinks=False)
+                                   and not e.name.startswith(".")
+                                   and not os.path.exists(os.path.join(e.path, RECORD))]
+                for path in unpublished:
+                    remove_tree(path)

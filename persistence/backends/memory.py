@@ -51,6 +51,32 @@ class _Transaction:
         self.revisions: dict[str, int] = {}
 
 
+def _publication_order(ops: list[tuple]) -> list[tuple]:
+    """``ops`` with each record's value (and its history entries) set after the links
+    below it: readers hold the lock out while a transaction applies, and a writer
+    stopped half-way (an exception raised into its thread) leaves nodes without a
+    value, which every reader takes for absent, never a half-linked record."""
+    last_link = {posixpath.dirname(op[1]): i for i, op in enumerate(ops)
+                 if op[0].__name__ == "_ensure"}
+    if not last_link:
+        return ops
+    out: list[tuple] = []
+    due: dict[int, list[tuple]] = {}
+    moving: tuple[str, int] | None = None   # (record path, where its value goes)
+    for i, op in enumerate(ops):
+        name, path = op[0].__name__, op[1]
+        if name == "_set" and last_link.get(path, -1) > i:
+            moving = (path, last_link[path])
+            due.setdefault(moving[1], []).append(op)
+        elif name == "_add_leaf" and moving is not None and path == moving[0]:
+            due[moving[1]].append(op)   # its history entry goes with it
+        else:
+            moving = None
+            out.append(op)
+        out.extend(due.pop(i, ()))
+    return out
+
+
 class MemoryConnection(PathBasedConnection):
     def __init__(self, backend: MemoryBackend) -> None:
         super().__init__(backend, FakeFilesystem.normpath(backend.path))
@@ -81,6 +107,10 @@ class MemoryConnection(PathBasedConnection):
         if current is None:
             node = self._fs._nodes.get(path)
             current = 0 if node is None else node[1]
+            if node is not None and node[0] is None and node[2]:
+                # Links an interrupted save left below a record it never set: the
+                # record gets this save's links only.
+                txn.ops.append((self._fs._delete, path))
         revision = next_revision(path, current, create=create,
                                  expected_revision=expected_revision)
         txn.revisions[path] = revision
@@ -131,7 +161,7 @@ class MemoryConnection(PathBasedConnection):
         with self._fs.lock.write_lock():
             txn = _Transaction()
             yield txn
-            for op, *args in txn.ops:
+            for op, *args in _publication_order(txn.ops):
                 op(*args)
 
     def _reading(self) -> contextlib.AbstractContextManager[Any]:

@@ -78,3 +78,42 @@ def test_uri_path_is_the_database_number():
         assert be.client.connection_pool.connection_kwargs["db"] == 3 and be.prefix == "x:"
     finally:
         be.close()
+
+
+def test_a_save_stopped_at_any_point_publishes_all_or_nothing(backend, monkeypatch):
+    """A save is one MULTI/EXEC: stopped before EXEC (however far it got) nothing is
+    visible, and the server drops the queued commands with the connection."""
+    from persistence.exceptions import NotFound
+    from persistence.models import FlowDetail, LogBook, TaskDetail
+
+    class Stop(BaseException):
+        pass
+
+    book = LogBook("stopped")
+    for f in range(2):
+        fd = FlowDetail(f"flow-{f}", str(uuid.uuid4()))
+        for a in range(2):
+            fd.add(TaskDetail(f"atom-{a}", str(uuid.uuid4())))
+        book.add(fd)
+    sent = []
+    real = redis.client.Pipeline.execute
+
+    def execute(pipe, *args, **kwargs):
+        if pipe.explicit_transaction:   # the MULTI of a save: stop before EXEC
+            sent.append(len(pipe.command_stack))
+            pipe.reset()
+            raise Stop()
+        return real(pipe, *args, **kwargs)
+    with backend.get_connection() as conn:
+        monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+        with pytest.raises(Stop):
+            conn.save_logbook(book)
+        monkeypatch.undo()
+        assert sent and sent[0] > 8   # every write of the save was queued
+        with pytest.raises(NotFound):
+            conn.get_logbook(book.uuid)
+        for fd in book:
+            with pytest.raises(NotFound):
+                conn.get_flow_details(fd.uuid)
+        conn.save_logbook(book)
+        assert len(conn.get_logbook(book.uuid)) == 2

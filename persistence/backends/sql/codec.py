@@ -15,6 +15,7 @@ from typing import Any
 
 from ... import models, serialization
 from ...exceptions import SerializationError
+from ...fields import stored_name
 from ...path_based import check_component
 
 __all__ = ["book_params", "flow_params", "atom_params", "split_large", "too_large", "load_book",
@@ -55,7 +56,7 @@ def _meta(detail: models._Record) -> str:
 
 
 def book_params(book: models.LogBook, txn: str) -> dict[str, Any]:
-    return {"v_uuid": _key("logbook uuid", book.uuid), "v_name": book.name,
+    return {"v_uuid": _key("logbook uuid", book.uuid), "v_name": stored_name(book),
             "v_meta": _meta(book),
             "v_created_at": book.created_at, "v_updated_at": book.updated_at,
             "v_txn": txn}
@@ -63,7 +64,7 @@ def book_params(book: models.LogBook, txn: str) -> dict[str, Any]:
 
 def flow_params(flow: models.FlowDetail, parent_uuid: str | None,
                 txn: str) -> dict[str, Any]:
-    return {"v_uuid": _key("flow detail uuid", flow.uuid), "v_name": flow.name,
+    return {"v_uuid": _key("flow detail uuid", flow.uuid), "v_name": stored_name(flow),
             "v_meta": _meta(flow),
             "v_state": flow.state, "v_parent_uuid": parent_uuid, "v_txn": txn}
 
@@ -72,7 +73,7 @@ def atom_params(atom: models.AtomDetail, parent_uuid: str | None, txn: str) -> d
     # The fields of AtomDetail.to_dict(), read directly: this runs on every update.
     failure, revert_failure = atom.failure, atom.revert_failure
     return {
-        "v_uuid": _key("atom detail uuid", atom.uuid), "v_name": atom.name,
+        "v_uuid": _key("atom detail uuid", atom.uuid), "v_name": stored_name(atom),
         "v_atom_type": models.atom_detail_type(atom),
         "v_state": atom.state, "v_intention": atom.intention,
         "v_results": _json(atom._results_to_data(), "results", atom),

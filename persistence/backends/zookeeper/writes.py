@@ -13,7 +13,8 @@ links, the logbook, its links).  At commit:
   they are ordered so that a crash between two leaves nothing a reader takes
   for a complete record: a new record's znode is created *empty* (readers
   treat an empty znode as absent), its parts and links are added, and its
-  data is set last; a replaced record's new parts go in before its new
+  data is set last (a save of a record an interrupted save left empty first
+  removes the links and entries that save made); a replaced record's new parts go in before its new
   header and its old parts are deleted after; a deleted record is emptied
   first, then its children and itself are removed.
 
@@ -314,6 +315,7 @@ class _Plan:
         self.listed: dict[str, list[str] | None] = {}
         self.revisions: list[tuple[Revision, int]] = []
         self.resolved: dict[int, int] = {}   # id(Revision) -> the revision it will be
+        self.links = {op.path for op in ops if isinstance(op, Link)}
         self._read()
         self._check()
         #: Each written record's version before this plan (None: absent) and after it
@@ -339,6 +341,8 @@ class _Plan:
             # Parts can only exist below a znode that has children.
             if not isinstance(result, NoNodeError) and result[1].numChildren:
                 second[f"{path}/{chunks.CHUNKS}"] = None
+                if not result[0]:   # never published: what an interrupted save left
+                    second[path] = None
         for op in self.ops:
             if isinstance(op, Link):
                 parent = posixpath.dirname(op.path)
@@ -412,6 +416,12 @@ class _Plan:
         if node.version is None:
             out.append(("create", op.path, b"", None))
             node.version = 0
+        elif not node.record:
+            # An interrupted save's links and entries: the record gets this save's only.
+            linked = self.links
+            out.extend(("delete", f"{op.path}/{name}", None, -1)
+                       for name in self.listed.get(op.path) or ()
+                       if name != chunks.CHUNKS and f"{op.path}/{name}" not in linked)
         version = node.version
         old_parts = node.parts
         finals: list[tuple] = []
