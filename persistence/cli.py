@@ -22,8 +22,9 @@ registration and one handler, e.g.::
         return OK
 
 Errors are one line on stderr naming the subcommand (``--debug`` adds the
-traceback), passwords masked; exit codes: 0 done, 1 a check found problems,
-2 an error (bad usage included).
+traceback), passwords masked, and with ``--json`` also a JSON error object on
+stdout; exit codes (:data:`persistence.cli_errors.EXIT_CODES`): 0 done, 1 a
+check found problems, 2 an error (bad usage included), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -31,19 +32,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib.metadata
 import io
 import json
 import os
 import re
 import sys
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from . import archive, lifecycle, loading, migrate, models, serialization, states
+from . import (
+    archive,
+    cli_errors,
+    lifecycle,
+    loading,
+    migrate,
+    models,
+    presence,
+    serialization,
+    states,
+)
 from ._console import Node, Output, escape, rich
 from .base import Connection
-from .exceptions import ConfigurationError, NotFound, PersistenceError, StorageFailure
+from .exceptions import ConfigurationError, Duplicate, NotFound, PersistenceError, StorageFailure
 from .uri import mask_password
 
 __all__ = ["main", "build_parser", "command", "add_parser", "add_uri", "connect", "Output",
@@ -51,7 +62,7 @@ __all__ = ["main", "build_parser", "command", "add_parser", "add_uri", "connect"
 
 ENV_URI = "PERSISTENCE_URI"
 COMMANDS: list[Callable[[Any], None]] = []
-OK, PROBLEMS, ERROR = 0, 1, 2
+OK, PROBLEMS, ERROR = cli_errors.OK, cli_errors.PROBLEMS, cli_errors.ERROR
 
 
 def command(register: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -93,12 +104,16 @@ def connect(uri: str | None, upgrade: bool = False) -> Iterator[Connection]:
     """A connection to the backend at ``uri`` (or $PERSISTENCE_URI), closed afterwards.
 
     ``upgrade=True`` brings the schema up to date first (for writers);
-    readers leave the backend as it is.
+    readers leave the backend as it is, and get
+    :class:`~persistence.presence.StoreMissing` (nothing created) where there
+    is no store.
     """
-    uri = _uri(uri)
-    backend = loading.fetch(uri)
+    full = _uri(uri)
+    backend = loading.fetch(full)
     try:
-        _refuse_taskflow_store(uri, backend)
+        _refuse_taskflow_store(full, backend)
+        if not upgrade:
+            presence.require_store(backend, mask_password(full))
         conn = backend.get_connection()
         try:
             if upgrade:
@@ -440,8 +455,11 @@ def _sql_backend(backend: Any) -> Any:
 
 def _sql_revision(backend: Any) -> str | None:
     from .backends.sql import migrate as sql_migrate
-    with backend.engine.connect() as connection:
-        return sql_migrate.current(connection)
+    conn = backend.get_connection()   # its errors are one line, transient ones retried
+    try:
+        return conn._session.run("read the schema version", sql_migrate.current)
+    finally:
+        conn.close()
 
 
 def offline_sql(backend: Any, start: str | None) -> str:
@@ -542,12 +560,17 @@ def _validate(args: argparse.Namespace, out: Output) -> int:
                         counts["flow_details"] += len(book)
                         counts["atom_details"] += sum(len(fd) for fd in book)
                     progress("validate", done, len(uuids))
+    groups = cli_errors.group_problems(problems)
     if args.json:
-        out.json({"ok": not problems, "problems": problems,
+        out.json({"ok": not problems, "problems": problems, "groups": groups,
                   "checked": counts if read_records else None})
     else:
-        for problem in problems:
-            out.line(f"problem: {problem}")
+        for group in groups:
+            if group["count"] == 1:
+                out.line(f"problem: {group['examples'][0]}")
+            else:
+                out.line(f"problem ({group['count']} times): {group['problem']}; e.g. "
+                         f"{group['examples'][0]}")
         checked = "" if not read_records else (
             f"; {counts['logbooks']} logbook(s), {counts['flow_details']} flow detail(s), "
             f"{counts['atom_details']} atom detail(s) read")
@@ -591,6 +614,10 @@ def _export_command(subparsers: Any) -> None:
 
 def _export(args: argparse.Namespace, out: Output) -> int:
     uri = _uri(args.uri)
+    folder = os.path.dirname(os.path.abspath(args.file))
+    if not os.path.isdir(folder):
+        raise PersistenceError(f"cannot write {args.file}: directory {folder} does not exist "
+                               f"(create it first)")
     with connect(uri) as conn, out.progress("logbooks") as progress:
         manifest = archive.export_archive(conn, args.file, args.logbook,
                                           source=mask_password(uri), progress=progress)
@@ -618,11 +645,18 @@ def _import_command(subparsers: Any) -> None:
 
 
 def _import(args: argparse.Namespace, out: Output) -> int:
-    with connect(args.uri, upgrade=not args.dry_run) as conn, \
-            out.progress("logbooks") as progress:
-        report = archive.import_archive(conn, args.file, existing=args.existing,
-                                        dry_run=args.dry_run, progress=progress)
-    if args.dry_run:
+    try:
+        with _import_target(args) as conn, out.progress("logbooks") as progress:
+            if conn is None:   # --dry-run into no store: an empty one, nothing to compare
+                archive.verify_archive(args.file, progress=progress)
+                report = None
+            else:
+                report = archive.import_archive(conn, args.file, existing=args.existing,
+                                                dry_run=args.dry_run, progress=progress)
+    except Duplicate as err:
+        raise Duplicate(f"{err}; choose what to do with them: --existing resume, skip or "
+                        f"replace") from err
+    if args.dry_run or report is None:
         manifest = archive.verify_archive(args.file)
         if args.json:
             out.json({"file": args.file, "valid": True, **manifest.to_dict()})
@@ -631,6 +665,25 @@ def _import(args: argparse.Namespace, out: Output) -> int:
                      f"logbook(s); nothing written (--dry-run)")
         return OK
     return _report(args, out, "imported", report, {"file": args.file})
+
+
+@contextlib.contextmanager
+def _import_target(args: argparse.Namespace) -> Iterator[Connection | None]:
+    """The destination of an import; None for a dry run where there is no store yet."""
+    if not args.dry_run:
+        with connect(args.uri, upgrade=True) as conn:
+            yield conn
+        return
+    backend = loading.fetch(_uri(args.uri))
+    try:
+        exists = presence.store_exists(backend)
+    finally:
+        backend.close()
+    if exists is False:
+        yield None
+        return
+    with connect(args.uri) as conn:
+        yield conn
 
 
 @command
@@ -737,6 +790,14 @@ def _demo(args: argparse.Namespace, out: Output) -> int:
 
 # -- main -------------------------------------------------------------------------
 
+def _version() -> str:
+    try:
+        version = importlib.metadata.version("persistence")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        version = "unknown"
+    return f"persistence {version} (Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="persistence",
@@ -746,36 +807,28 @@ def build_parser() -> argparse.ArgumentParser:
                     f"zookeeper://host:2181/path; or set {ENV_URI}.")
     parser.add_argument("--debug", action="store_true", default=False,
                         help="show the traceback of an error")
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="print the version and exit")
+    parser.epilog = "exit codes: " + "; ".join(
+        f"{code} {meaning}" for code, meaning in cli_errors.EXIT_CODES.items())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in COMMANDS:
         register(subparsers)
     return parser
 
 
-def _describe(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    if not isinstance(err, PersistenceError):
-        text = f"{type(err).__name__}: {text}"
-    return mask_password(" ".join(text.split()))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``persistence`` console script."""
     args = build_parser().parse_args(argv)
+    cli_errors.quiet_loggers(args.debug)
     out = Output(use_rich=rich is not None)
     try:
         return args.handler(args, out)
-    except KeyboardInterrupt:
-        out.error(f"persistence {args.command}: interrupted")
-        return 130
     except BrokenPipeError:  # `persistence ls | head`
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return OK
-    except Exception as err:  # one clear line, never a traceback unless asked
-        if args.debug:
-            out.error(mask_password("".join(traceback.format_exception(err)).rstrip()))
-        hint = "" if args.debug or isinstance(err, PersistenceError) else \
-            " (--debug shows the traceback)"
-        out.error(f"persistence {args.command}: error: {_describe(err)}{hint}")
-        return ERROR
+    except (Exception, KeyboardInterrupt) as err:  # one clear line, never a traceback
+        return cli_errors.report(args.command, err, debug=args.debug,
+                                 as_json=getattr(args, "json", False), stdout=out.stream,
+                                 stderr=out.err)

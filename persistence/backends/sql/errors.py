@@ -8,6 +8,7 @@ else (bad SQL, constraint violations, data too long) fails at once.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,6 +50,11 @@ _MYSQL_TRANSIENT = frozenset({
     4031,  # disconnected for inactivity
 })
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# What libpq says, without a SQLSTATE, when connecting can never succeed as configured.
+_PG_PERMANENT = re.compile(
+    r"authentication failed|no password supplied|(database|role) \"[^\"]*\" does not exist"
+    r"|failed to resolve host|could not translate host name|invalid (dsn|connection option)"
+    r"|is not permitted to log in|no pg_hba\.conf entry", re.IGNORECASE)
 
 
 def driver_error(err: BaseException) -> BaseException:
@@ -92,7 +98,10 @@ def is_transient(err: BaseException, dialect: sa.Dialect) -> bool:
             return True  # the connection was closed under us
         return bool(args) and args[0] in _MYSQL_TRANSIENT
     if module.startswith("psycopg"):
-        # No SQLSTATE: the error happened below the protocol (refused, reset).
+        # No SQLSTATE: the error happened below the protocol (refused, reset), or the
+        # server refused the connection for good (no such user, database or host).
+        if _PG_PERMANENT.search(str(orig)):
+            return False
         return type(orig).__name__ in ("OperationalError", "InterfaceError")
     if module == "sqlite3":
         return "locked" in str(orig)
