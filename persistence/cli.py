@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import fnmatch
 import importlib.metadata
 import io
 import json
@@ -180,11 +181,22 @@ def list_logbooks(conn: Connection, *, name: str | None = None,
     """One page of logbooks, newest first, without their flows; and how many match.
 
     Both come from the backend (``Connection.list_logbooks`` and
-    ``count_logbooks``): SQL backends page and count in the database.
+    ``count_logbooks``): SQL backends page and count in the database.  A
+    ``name`` with glob characters (``nightly-*``, ``job-?``, ``[ab]*``) is
+    matched here, over the logbooks the other filters let through.
     """
+    if name is not None and _GLOB.search(name):
+        matches = [book for book in conn.list_logbooks(updated_since=updated_since,
+                                                       updated_before=updated_before)
+                   if fnmatch.fnmatchcase(book.name, name)]
+        end = None if limit is None else offset + limit
+        return matches[offset:end], len(matches)
     filters = {"name": name, "updated_since": updated_since, "updated_before": updated_before}
     page = conn.list_logbooks(limit=limit, offset=offset, **filters)
     return list(page), conn.count_logbooks(**filters)
+
+
+_GLOB = re.compile(r"[*?\[]")
 
 
 @command
@@ -192,7 +204,8 @@ def _ls_command(subparsers: Any) -> None:
     parser = add_parser(subparsers, "ls", help="list logbooks, newest first",
                         description="List logbooks, newest first (by update time).")
     add_uri(parser)
-    parser.add_argument("--name", help="only logbooks with this exact name")
+    parser.add_argument("--name", help="only logbooks with this name; a glob such as "
+                                       "'nightly-*' matches several")
     parser.add_argument("--updated-since", type=_when, metavar="TIME",
                         help="only logbooks updated at or after TIME (ISO 8601, or an age "
                              "such as 12h or 7d)")
@@ -255,7 +268,18 @@ def _failure(failure: Any) -> str:
     return _cut(f"{first}: {failure.exception_str}", 80)
 
 
+def _injector_node(ad: models.AtomDetail) -> Node:
+    """The engine's own record of the flow's injected values: not a task of the flow."""
+    values = ad.results if isinstance(ad.results, dict) else {}
+    label = (f"[dim]injected values[/] ({len(values)}: "
+             f"{escape(_cut(', '.join(sorted(map(str, values))), 60)) or '-'})  "
+             f"[dim]engine-internal {escape(ad.name)} {ad.uuid}[/]")
+    return (label, [])
+
+
 def _atom_node(ad: models.AtomDetail) -> Node:
+    if ad.name == lifecycle.INJECTOR:
+        return _injector_node(ad)
     kind = "retry" if isinstance(ad, models.RetryDetail) else "task"
     label = (f"[bold]{escape(ad.name)}[/] ({kind}) {_state(ad.state)} "
              f"intention {escape(str(ad.intention))}")
@@ -277,8 +301,9 @@ def _atom_node(ad: models.AtomDetail) -> Node:
 
 
 def _flow_node(fd: models.FlowDetail) -> Node:
+    atoms = sum(1 for ad in fd if ad.name != lifecycle.INJECTOR)
     label = (f"flow [bold]{escape(fd.name)}[/] {_state(fd.state)}  [dim]{fd.uuid}[/]  "
-             f"{len(fd)} atom(s)")
+             f"{atoms} atom(s)")
     return (label, [_atom_node(ad) for ad in fd])
 
 
@@ -291,6 +316,8 @@ def _book_node(book: models.LogBook) -> Node:
 def _flow_json(fd: models.FlowDetail, parent: str | None) -> dict[str, Any]:
     record = serialization.flow_record(fd, parent, fd.revision)
     record["atom_details"] = [serialization.atom_record(ad, fd.uuid, ad.revision) for ad in fd]
+    for atom in record["atom_details"]:   # the injector is the engine's, not the flow's
+        atom["engine_internal"] = atom.get("name") == lifecycle.INJECTOR
     return record
 
 
@@ -332,7 +359,7 @@ def _show(args: argparse.Namespace, out: Output) -> int:
 @command
 def _history_command(subparsers: Any) -> None:
     parser = add_parser(subparsers, "history", help="the history of a flow or record",
-                        description="Every write of a flow detail or atom detail, oldest "
+                        description="Every write of a flow detail or atom detail, newest "
                                     "first: old and new state, revision, time and writer "
                                     "(--json adds uuids and intentions).  Without --flow or "
                                     "--uuid: everything.")
@@ -342,23 +369,37 @@ def _history_command(subparsers: Any) -> None:
     parser.add_argument("--uuid", metavar="UUID", help="one flow detail or atom detail")
     parser.add_argument("--since", type=_when, metavar="TIME",
                         help="only entries at or after TIME (ISO 8601, or an age such as 1h)")
-    parser.add_argument("--limit", type=_count, default=None, help="at most this many")
+    parser.add_argument("--limit", type=_count, default=50,
+                        help="at most this many, the newest (default: %(default)s; 0: no "
+                             "limit)")
+    parser.add_argument("--oldest-first", action="store_true",
+                        help="print the entries shown in the order they happened")
     parser.set_defaults(handler=_history)
 
 
 def _history(args: argparse.Namespace, out: Output) -> int:
     with connect(args.uri) as conn:
-        entries = conn.get_history(uuid=args.uuid, flow_uuid=args.flow, since=args.since,
-                                   limit=args.limit)
+        every = conn.get_history(uuid=args.uuid, flow_uuid=args.flow, since=args.since)
+    total, limit = len(every), args.limit or None
+    entries = every[::-1][:limit]          # the backend gives them oldest first
+    if args.oldest_first:
+        entries.reverse()
     if args.json:
-        out.json({"entries": [e.to_dict() for e in entries]})
+        out.json({"entries": [e.to_dict() for e in entries], "total": total, "limit": limit,
+                  "order": "oldest first" if args.oldest_first else "newest first"})
         return OK
-    out.table(f"History ({len(entries)} entr{'y' if len(entries) == 1 else 'ies'})",
+    order = "oldest first" if args.oldest_first else "newest first"
+    shown = f"{len(entries)} of {total}" if len(entries) < total else str(total)
+    out.table(f"History ({shown} entr{'y' if total == 1 else 'ies'}, {order})",
               ["time", "kind", "name", "state", "rev", "owner", "event"],
               [(_time_us(e.at), e.kind, escape(e.name),
                 f"{_state(e.old_state)} → {_state(e.new_state)}",
                 e.revision if e.revision is not None else "-", escape(e.owner or "-"),
                 e.event) for e in entries])
+    if len(entries) < total:
+        out.line(f"more: {total - len(entries)} older entr"
+                 f"{'y' if total - len(entries) == 1 else 'ies'} (--limit 0 shows all, "
+                 f"--since narrows)")
     return OK
 
 
@@ -407,26 +448,66 @@ def _purge_command(subparsers: Any) -> None:
     parser.add_argument("--batch-size", type=_count, default=100,
                         help="logbooks per transaction (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="report what would be deleted, delete nothing")
+                        help="list what would be deleted, delete nothing")
+    parser.add_argument("--yes", action="store_true",
+                        help="do not ask for confirmation (asked only on a terminal)")
     parser.set_defaults(handler=_purge)
 
 
 def _purge(args: argparse.Namespace, out: Output) -> int:
     if args.batch_size < 1:
         raise PersistenceError("--batch-size must be at least 1")
-    stage = "dry run" if args.dry_run else "purge"
+    ask = not (args.yes or args.dry_run or args.json) and _isatty(sys.stdin)
     with connect(args.uri) as conn, out.progress("logbooks") as progress:
-        report = conn.purge(args.finished_before, states=args.state or lifecycle.FINISHED,
-                            batch_size=args.batch_size, dry_run=args.dry_run,
-                            progress=lambda done, total: progress(stage, done, total))
+        def purge(dry_run: bool) -> lifecycle.PurgeReport:
+            stage = "dry run" if dry_run else "purge"
+            return conn.purge(args.finished_before, states=args.state or lifecycle.FINISHED,
+                              batch_size=args.batch_size, dry_run=dry_run,
+                              progress=lambda done, total: progress(stage, done, total))
+        report = purge(True) if ask or args.dry_run else None
+        if ask and report.logbooks and not confirm(out, report):
+            out.line("nothing deleted")
+            return OK
+        if not args.dry_run and (report is None or report.logbooks):
+            report = purge(False)
     if args.json:
         out.json({"finished_before": args.finished_before.isoformat(), **report.to_dict()})
         return OK
+    if args.dry_run:
+        _list_purged(out, report.logbooks)
     verb = "would delete" if args.dry_run else "deleted"
     out.line(f"{verb} {len(report.logbooks)} logbook(s), {report.flow_details} flow "
              f"detail(s), {report.atom_details} atom detail(s) in {report.batches} batch(es)"
              + (" (--dry-run: nothing deleted)" if args.dry_run else ""))
     return OK
+
+
+#: Logbook uuids a dry run prints at most (--json lists every one).
+PURGE_LISTED = 50
+
+
+def _list_purged(out: Output, uuids: list[str]) -> None:
+    for uuid in uuids[:PURGE_LISTED]:
+        out.line(f"  {uuid}")
+    if len(uuids) > PURGE_LISTED:
+        out.line(f"  … and {len(uuids) - PURGE_LISTED} more (--json lists every one)")
+
+
+def _isatty(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def confirm(out: Output, report: lifecycle.PurgeReport) -> bool:
+    """Show what a purge would delete and ask on the terminal; True for yes."""
+    _list_purged(out, report.logbooks)
+    prompt = (f"Delete these {len(report.logbooks)} logbook(s), {report.flow_details} flow "
+              f"detail(s), {report.atom_details} atom detail(s)? [y/N] ")
+    print(prompt, end="", file=out.stream, flush=True)
+    try:
+        answer = sys.stdin.readline()
+    except (EOFError, OSError):
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
 
 
 # -- upgrade ----------------------------------------------------------------------
