@@ -154,6 +154,8 @@ def test_version_and_documented_exit_codes():
     done = run("--version")
     assert done.returncode == 0 and done.stdout.startswith(f"persistence "
                                                            f"{persistence.__version__}")
+    readme = (DOC.parent.parent / "README.rst").read_text()
+    assert "persistence --version" in readme and "persistence[otel]" in readme
     helped = run("--help").stdout
     doc = DOC.read_text()
     for code, meaning in cli_errors.EXIT_CODES.items():

@@ -33,6 +33,7 @@ def test_html_builds_without_warnings(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARNING" not in done.stderr, done.stderr
     for page in ("index", "getting-started", "storage", "engine-loop", "history", "cli",
+                 "observability",
                  "archive-and-migrate",
                  "writing-a-backend", "migrating-from-taskflow", "taskflow-plugin",
                  "migrating-taskflow-stores", "backends/index", "backends/sql", "backends/dir",
