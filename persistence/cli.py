@@ -112,9 +112,13 @@ def connect(uri: str | None, upgrade: bool = False) -> Iterator[Connection]:
     full = _uri(uri)
     backend = loading.fetch(full)
     try:
-        _refuse_taskflow_store(full, backend)
-        if not upgrade:
-            presence.require_store(backend, mask_password(full))
+        if upgrade:
+            _refuse_taskflow_store(full, backend)
+        else:
+            exists = presence.store_exists(backend)   # an unreachable store fails here, once
+            _refuse_taskflow_store(full, backend)     # a TaskFlow store says so first
+            if exists is False:
+                raise presence.missing(mask_password(full))
         conn = backend.get_connection()
         try:
             if upgrade:

@@ -16,7 +16,7 @@ from typing import Any
 from .base import Backend
 from .exceptions import NotFound
 
-__all__ = ["StoreMissing", "store_exists", "require_store"]
+__all__ = ["StoreMissing", "store_exists", "require_store", "missing"]
 
 
 class StoreMissing(NotFound):
@@ -76,8 +76,14 @@ def store_exists(backend: Backend) -> bool | None:
     return None
 
 
+def missing(where: str) -> StoreMissing:
+    """The error for no store at ``where`` (a masked URI), naming the command that
+    creates one."""
+    return StoreMissing(f"no persistence store at {where} (run `persistence upgrade "
+                        f"{where}` to create one)")
+
+
 def require_store(backend: Backend, where: str) -> None:
-    """StoreMissing (with the command that creates one) unless a store is at ``where``."""
+    """StoreMissing unless a store is at ``where``."""
     if store_exists(backend) is False:
-        raise StoreMissing(f"no persistence store at {where} (run `persistence upgrade "
-                           f"{where}` to create one)")
+        raise missing(where)

@@ -99,6 +99,8 @@ def test_permanent_postgresql_connection_errors_are_not_transient():
 
 def test_permanent_connection_errors_fail_at_once_in_one_line():
     for uri, says in (("postgresql://root@no-such-host.invalid/test", "resolve host"),
+                      ("mysql://root@no-such-host.invalid/test", "no-such-host.invalid"),
+                      ("zookeeper://no-such-host.invalid:2181/flows", "unknown host"),
                       ("mysql://root@127.0.0.1/no_such_database_x", "Unknown database")):
         for command in ("ls", "upgrade"):
             done = run(command, uri)
