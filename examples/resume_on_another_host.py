@@ -2,11 +2,11 @@
 
 On any host that reaches the backend::
 
-    export PERSISTENCE_BACKEND=postgresql://flows:secret@db.example.com/flows
+    export PERSISTENCE_URI=postgresql://flows:secret@db.example.com/flows
     python resume_on_another_host.py new              # saves a new flow, prints its uuid
     python resume_on_another_host.py run FLOW_UUID    # runs it, or resumes it
 
-``PERSISTENCE_BACKEND`` (or ``--backend``) names a backend both hosts reach,
+``PERSISTENCE_URI`` (or ``--backend``) names a backend both hosts reach,
 for example the PostgreSQL database above or
 ``zookeeper://zk1:2181,zk2:2181,zk3:2181/flows``.  Start ``run`` on host A,
 kill it half-way (``kill -9``), then start ``run`` with the same uuid on host
@@ -32,7 +32,7 @@ from persistence.engine import Engine
 from persistence.exceptions import NotOwner
 
 REFUSED = 3
-ENV_BACKEND = "PERSISTENCE_BACKEND"
+ENV_BACKEND = "PERSISTENCE_URI"
 
 
 def new_flow(uri: str) -> str:

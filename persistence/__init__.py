@@ -5,7 +5,7 @@ Public names mirror TaskFlow's ``taskflow.persistence`` so its users can switch
 by changing imports.
 """
 
-from . import exceptions, models, states
+from . import exceptions, models, states, telemetry
 from .base import Backend, Connection
 from .failure import Failure
 from .loading import available_backends, backend, fetch
@@ -22,3 +22,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Storage transitions as spans (a no-op without the otel extra or a tracer provider).
+telemetry.instrument(Storage, telemetry.STORAGE_TRANSITIONS, storage=True)

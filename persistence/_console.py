@@ -32,6 +32,9 @@ __all__ = ["Output", "Node", "escape"]
 #: How often plain progress lines appear at most when the work is slow (seconds).
 PLAIN_INTERVAL = 5.0
 
+#: Line width when stdout is not a terminal: wide enough that nothing wraps.
+PIPE_WIDTH = 100_000
+
 # (label, children): a tree to print; labels may hold rich markup.
 Node = tuple[str, list]
 
@@ -50,8 +53,9 @@ class Output:
         self.rich = (rich is not None) if use_rich is None else (use_rich and rich is not None)
         self._console = None
         if self.rich:
-            # Not a terminal (a file, a pipe): no width to respect, so avoid wrapping.
-            width = None if _isatty(self.stream) else 120
+            # Not a terminal (a file, a pipe): no width to respect, so never wrap a field
+            # (a uuid cut in two cannot be grepped or pasted).
+            width = None if _isatty(self.stream) else PIPE_WIDTH
             self._console = rich.console.Console(file=self.stream, highlight=False,
                                                  soft_wrap=True, width=width)
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import lifecycle, models
+from . import lifecycle, models, telemetry
 from .claims import DEFAULT_TTL, Claim
 from .exceptions import ConfigurationError, PersistenceError, StorageFailure
 
@@ -120,6 +120,11 @@ class Backend(abc.ABC):
 
 class Connection(abc.ABC):
     """Base class of backend connections: saves and loads the model objects."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every backend's operations get spans and metrics (see persistence.telemetry)."""
+        super().__init_subclass__(**kwargs)
+        telemetry.instrument(cls, telemetry.WRITES | telemetry.READS)
 
     @property
     @abc.abstractmethod

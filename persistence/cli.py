@@ -22,8 +22,9 @@ registration and one handler, e.g.::
         return OK
 
 Errors are one line on stderr naming the subcommand (``--debug`` adds the
-traceback), passwords masked; exit codes: 0 done, 1 a check found problems,
-2 an error (bad usage included).
+traceback), passwords masked, and with ``--json`` also a JSON error object on
+stdout; exit codes (:data:`persistence.cli_errors.EXIT_CODES`): 0 done, 1 a
+check found problems, 2 an error (bad usage included), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -31,19 +32,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import fnmatch
+import importlib.metadata
 import io
 import json
 import os
 import re
 import sys
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from . import archive, lifecycle, loading, migrate, models, serialization, states
+from . import (
+    archive,
+    cli_errors,
+    lifecycle,
+    loading,
+    migrate,
+    models,
+    presence,
+    serialization,
+    states,
+)
 from ._console import Node, Output, escape, rich
 from .base import Connection
-from .exceptions import ConfigurationError, NotFound, PersistenceError, StorageFailure
+from .exceptions import ConfigurationError, Duplicate, NotFound, PersistenceError, StorageFailure
 from .uri import mask_password
 
 __all__ = ["main", "build_parser", "command", "add_parser", "add_uri", "connect", "Output",
@@ -51,7 +63,7 @@ __all__ = ["main", "build_parser", "command", "add_parser", "add_uri", "connect"
 
 ENV_URI = "PERSISTENCE_URI"
 COMMANDS: list[Callable[[Any], None]] = []
-OK, PROBLEMS, ERROR = 0, 1, 2
+OK, PROBLEMS, ERROR = cli_errors.OK, cli_errors.PROBLEMS, cli_errors.ERROR
 
 
 def command(register: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -93,12 +105,20 @@ def connect(uri: str | None, upgrade: bool = False) -> Iterator[Connection]:
     """A connection to the backend at ``uri`` (or $PERSISTENCE_URI), closed afterwards.
 
     ``upgrade=True`` brings the schema up to date first (for writers);
-    readers leave the backend as it is.
+    readers leave the backend as it is, and get
+    :class:`~persistence.presence.StoreMissing` (nothing created) where there
+    is no store.
     """
-    uri = _uri(uri)
-    backend = loading.fetch(uri)
+    full = _uri(uri)
+    backend = loading.fetch(full)
     try:
-        _refuse_taskflow_store(uri, backend)
+        if upgrade:
+            _refuse_taskflow_store(full, backend)
+        else:
+            exists = presence.store_exists(backend)   # an unreachable store fails here, once
+            _refuse_taskflow_store(full, backend)     # a TaskFlow store says so first
+            if exists is False:
+                raise presence.missing(mask_password(full))
         conn = backend.get_connection()
         try:
             if upgrade:
@@ -165,11 +185,22 @@ def list_logbooks(conn: Connection, *, name: str | None = None,
     """One page of logbooks, newest first, without their flows; and how many match.
 
     Both come from the backend (``Connection.list_logbooks`` and
-    ``count_logbooks``): SQL backends page and count in the database.
+    ``count_logbooks``): SQL backends page and count in the database.  A
+    ``name`` with glob characters (``nightly-*``, ``job-?``, ``[ab]*``) is
+    matched here, over the logbooks the other filters let through.
     """
+    if name is not None and _GLOB.search(name):
+        matches = [book for book in conn.list_logbooks(updated_since=updated_since,
+                                                       updated_before=updated_before)
+                   if fnmatch.fnmatchcase(book.name, name)]
+        end = None if limit is None else offset + limit
+        return matches[offset:end], len(matches)
     filters = {"name": name, "updated_since": updated_since, "updated_before": updated_before}
     page = conn.list_logbooks(limit=limit, offset=offset, **filters)
     return list(page), conn.count_logbooks(**filters)
+
+
+_GLOB = re.compile(r"[*?\[]")
 
 
 @command
@@ -177,7 +208,8 @@ def _ls_command(subparsers: Any) -> None:
     parser = add_parser(subparsers, "ls", help="list logbooks, newest first",
                         description="List logbooks, newest first (by update time).")
     add_uri(parser)
-    parser.add_argument("--name", help="only logbooks with this exact name")
+    parser.add_argument("--name", help="only logbooks with this name; a glob such as "
+                                       "'nightly-*' matches several")
     parser.add_argument("--updated-since", type=_when, metavar="TIME",
                         help="only logbooks updated at or after TIME (ISO 8601, or an age "
                              "such as 12h or 7d)")
@@ -240,7 +272,18 @@ def _failure(failure: Any) -> str:
     return _cut(f"{first}: {failure.exception_str}", 80)
 
 
+def _injector_node(ad: models.AtomDetail) -> Node:
+    """The engine's own record of the flow's injected values: not a task of the flow."""
+    values = ad.results if isinstance(ad.results, dict) else {}
+    label = (f"[dim]injected values[/] ({len(values)}: "
+             f"{escape(_cut(', '.join(sorted(map(str, values))), 60)) or '-'})  "
+             f"[dim]engine-internal {escape(ad.name)} {ad.uuid}[/]")
+    return (label, [])
+
+
 def _atom_node(ad: models.AtomDetail) -> Node:
+    if ad.name == lifecycle.INJECTOR:
+        return _injector_node(ad)
     kind = "retry" if isinstance(ad, models.RetryDetail) else "task"
     label = (f"[bold]{escape(ad.name)}[/] ({kind}) {_state(ad.state)} "
              f"intention {escape(str(ad.intention))}")
@@ -262,8 +305,9 @@ def _atom_node(ad: models.AtomDetail) -> Node:
 
 
 def _flow_node(fd: models.FlowDetail) -> Node:
+    atoms = sum(1 for ad in fd if ad.name != lifecycle.INJECTOR)
     label = (f"flow [bold]{escape(fd.name)}[/] {_state(fd.state)}  [dim]{fd.uuid}[/]  "
-             f"{len(fd)} atom(s)")
+             f"{atoms} atom(s)")
     return (label, [_atom_node(ad) for ad in fd])
 
 
@@ -276,6 +320,8 @@ def _book_node(book: models.LogBook) -> Node:
 def _flow_json(fd: models.FlowDetail, parent: str | None) -> dict[str, Any]:
     record = serialization.flow_record(fd, parent, fd.revision)
     record["atom_details"] = [serialization.atom_record(ad, fd.uuid, ad.revision) for ad in fd]
+    for atom in record["atom_details"]:   # the injector is the engine's, not the flow's
+        atom["engine_internal"] = atom.get("name") == lifecycle.INJECTOR
     return record
 
 
@@ -317,7 +363,7 @@ def _show(args: argparse.Namespace, out: Output) -> int:
 @command
 def _history_command(subparsers: Any) -> None:
     parser = add_parser(subparsers, "history", help="the history of a flow or record",
-                        description="Every write of a flow detail or atom detail, oldest "
+                        description="Every write of a flow detail or atom detail, newest "
                                     "first: old and new state, revision, time and writer "
                                     "(--json adds uuids and intentions).  Without --flow or "
                                     "--uuid: everything.")
@@ -327,23 +373,37 @@ def _history_command(subparsers: Any) -> None:
     parser.add_argument("--uuid", metavar="UUID", help="one flow detail or atom detail")
     parser.add_argument("--since", type=_when, metavar="TIME",
                         help="only entries at or after TIME (ISO 8601, or an age such as 1h)")
-    parser.add_argument("--limit", type=_count, default=None, help="at most this many")
+    parser.add_argument("--limit", type=_count, default=50,
+                        help="at most this many, the newest (default: %(default)s; 0: no "
+                             "limit)")
+    parser.add_argument("--oldest-first", action="store_true",
+                        help="print the entries shown in the order they happened")
     parser.set_defaults(handler=_history)
 
 
 def _history(args: argparse.Namespace, out: Output) -> int:
     with connect(args.uri) as conn:
-        entries = conn.get_history(uuid=args.uuid, flow_uuid=args.flow, since=args.since,
-                                   limit=args.limit)
+        every = conn.get_history(uuid=args.uuid, flow_uuid=args.flow, since=args.since)
+    total, limit = len(every), args.limit or None
+    entries = every[::-1][:limit]          # the backend gives them oldest first
+    if args.oldest_first:
+        entries.reverse()
     if args.json:
-        out.json({"entries": [e.to_dict() for e in entries]})
+        out.json({"entries": [e.to_dict() for e in entries], "total": total, "limit": limit,
+                  "order": "oldest first" if args.oldest_first else "newest first"})
         return OK
-    out.table(f"History ({len(entries)} entr{'y' if len(entries) == 1 else 'ies'})",
+    order = "oldest first" if args.oldest_first else "newest first"
+    shown = f"{len(entries)} of {total}" if len(entries) < total else str(total)
+    out.table(f"History ({shown} entr{'y' if total == 1 else 'ies'}, {order})",
               ["time", "kind", "name", "state", "rev", "owner", "event"],
               [(_time_us(e.at), e.kind, escape(e.name),
                 f"{_state(e.old_state)} → {_state(e.new_state)}",
                 e.revision if e.revision is not None else "-", escape(e.owner or "-"),
                 e.event) for e in entries])
+    if len(entries) < total:
+        out.line(f"more: {total - len(entries)} older entr"
+                 f"{'y' if total - len(entries) == 1 else 'ies'} (--limit 0 shows all, "
+                 f"--since narrows)")
     return OK
 
 
@@ -392,26 +452,66 @@ def _purge_command(subparsers: Any) -> None:
     parser.add_argument("--batch-size", type=_count, default=100,
                         help="logbooks per transaction (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="report what would be deleted, delete nothing")
+                        help="list what would be deleted, delete nothing")
+    parser.add_argument("--yes", action="store_true",
+                        help="do not ask for confirmation (asked only on a terminal)")
     parser.set_defaults(handler=_purge)
 
 
 def _purge(args: argparse.Namespace, out: Output) -> int:
     if args.batch_size < 1:
         raise PersistenceError("--batch-size must be at least 1")
-    stage = "dry run" if args.dry_run else "purge"
+    ask = not (args.yes or args.dry_run or args.json) and _isatty(sys.stdin)
     with connect(args.uri) as conn, out.progress("logbooks") as progress:
-        report = conn.purge(args.finished_before, states=args.state or lifecycle.FINISHED,
-                            batch_size=args.batch_size, dry_run=args.dry_run,
-                            progress=lambda done, total: progress(stage, done, total))
+        def purge(dry_run: bool) -> lifecycle.PurgeReport:
+            stage = "dry run" if dry_run else "purge"
+            return conn.purge(args.finished_before, states=args.state or lifecycle.FINISHED,
+                              batch_size=args.batch_size, dry_run=dry_run,
+                              progress=lambda done, total: progress(stage, done, total))
+        report = purge(True) if ask or args.dry_run else None
+        if ask and report.logbooks and not confirm(out, report):
+            out.line("nothing deleted")
+            return OK
+        if not args.dry_run and (report is None or report.logbooks):
+            report = purge(False)
     if args.json:
         out.json({"finished_before": args.finished_before.isoformat(), **report.to_dict()})
         return OK
+    if args.dry_run:
+        _list_purged(out, report.logbooks)
     verb = "would delete" if args.dry_run else "deleted"
     out.line(f"{verb} {len(report.logbooks)} logbook(s), {report.flow_details} flow "
              f"detail(s), {report.atom_details} atom detail(s) in {report.batches} batch(es)"
              + (" (--dry-run: nothing deleted)" if args.dry_run else ""))
     return OK
+
+
+#: Logbook uuids a dry run prints at most (--json lists every one).
+PURGE_LISTED = 50
+
+
+def _list_purged(out: Output, uuids: list[str]) -> None:
+    for uuid in uuids[:PURGE_LISTED]:
+        out.line(f"  {uuid}")
+    if len(uuids) > PURGE_LISTED:
+        out.line(f"  … and {len(uuids) - PURGE_LISTED} more (--json lists every one)")
+
+
+def _isatty(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def confirm(out: Output, report: lifecycle.PurgeReport) -> bool:
+    """Show what a purge would delete and ask on the terminal; True for yes."""
+    _list_purged(out, report.logbooks)
+    prompt = (f"Delete these {len(report.logbooks)} logbook(s), {report.flow_details} flow "
+              f"detail(s), {report.atom_details} atom detail(s)? [y/N] ")
+    print(prompt, end="", file=out.stream, flush=True)
+    try:
+        answer = sys.stdin.readline()
+    except (EOFError, OSError):
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
 
 
 # -- upgrade ----------------------------------------------------------------------
@@ -440,8 +540,11 @@ def _sql_backend(backend: Any) -> Any:
 
 def _sql_revision(backend: Any) -> str | None:
     from .backends.sql import migrate as sql_migrate
-    with backend.engine.connect() as connection:
-        return sql_migrate.current(connection)
+    conn = backend.get_connection()   # its errors are one line, transient ones retried
+    try:
+        return conn._session.run("read the schema version", sql_migrate.current)
+    finally:
+        conn.close()
 
 
 def offline_sql(backend: Any, start: str | None) -> str:
@@ -542,12 +645,17 @@ def _validate(args: argparse.Namespace, out: Output) -> int:
                         counts["flow_details"] += len(book)
                         counts["atom_details"] += sum(len(fd) for fd in book)
                     progress("validate", done, len(uuids))
+    groups = cli_errors.group_problems(problems)
     if args.json:
-        out.json({"ok": not problems, "problems": problems,
+        out.json({"ok": not problems, "problems": problems, "groups": groups,
                   "checked": counts if read_records else None})
     else:
-        for problem in problems:
-            out.line(f"problem: {problem}")
+        for group in groups:
+            if group["count"] == 1:
+                out.line(f"problem: {group['examples'][0]}")
+            else:
+                out.line(f"problem ({group['count']} times): {group['problem']}; e.g. "
+                         f"{group['examples'][0]}")
         checked = "" if not read_records else (
             f"; {counts['logbooks']} logbook(s), {counts['flow_details']} flow detail(s), "
             f"{counts['atom_details']} atom detail(s) read")
@@ -591,6 +699,10 @@ def _export_command(subparsers: Any) -> None:
 
 def _export(args: argparse.Namespace, out: Output) -> int:
     uri = _uri(args.uri)
+    folder = os.path.dirname(os.path.abspath(args.file))
+    if not os.path.isdir(folder):
+        raise PersistenceError(f"cannot write {args.file}: directory {folder} does not exist "
+                               f"(create it first)")
     with connect(uri) as conn, out.progress("logbooks") as progress:
         manifest = archive.export_archive(conn, args.file, args.logbook,
                                           source=mask_password(uri), progress=progress)
@@ -618,11 +730,18 @@ def _import_command(subparsers: Any) -> None:
 
 
 def _import(args: argparse.Namespace, out: Output) -> int:
-    with connect(args.uri, upgrade=not args.dry_run) as conn, \
-            out.progress("logbooks") as progress:
-        report = archive.import_archive(conn, args.file, existing=args.existing,
-                                        dry_run=args.dry_run, progress=progress)
-    if args.dry_run:
+    try:
+        with _import_target(args) as conn, out.progress("logbooks") as progress:
+            if conn is None:   # --dry-run into no store: an empty one, nothing to compare
+                archive.verify_archive(args.file, progress=progress)
+                report = None
+            else:
+                report = archive.import_archive(conn, args.file, existing=args.existing,
+                                                dry_run=args.dry_run, progress=progress)
+    except Duplicate as err:
+        raise Duplicate(f"{err}; choose what to do with them: --existing resume, skip or "
+                        f"replace") from err
+    if args.dry_run or report is None:
         manifest = archive.verify_archive(args.file)
         if args.json:
             out.json({"file": args.file, "valid": True, **manifest.to_dict()})
@@ -631,6 +750,25 @@ def _import(args: argparse.Namespace, out: Output) -> int:
                      f"logbook(s); nothing written (--dry-run)")
         return OK
     return _report(args, out, "imported", report, {"file": args.file})
+
+
+@contextlib.contextmanager
+def _import_target(args: argparse.Namespace) -> Iterator[Connection | None]:
+    """The destination of an import; None for a dry run where there is no store yet."""
+    if not args.dry_run:
+        with connect(args.uri, upgrade=True) as conn:
+            yield conn
+        return
+    backend = loading.fetch(_uri(args.uri))
+    try:
+        exists = presence.store_exists(backend)
+    finally:
+        backend.close()
+    if exists is False:
+        yield None
+        return
+    with connect(args.uri) as conn:
+        yield conn
 
 
 @command
@@ -737,6 +875,14 @@ def _demo(args: argparse.Namespace, out: Output) -> int:
 
 # -- main -------------------------------------------------------------------------
 
+def _version() -> str:
+    try:
+        version = importlib.metadata.version("persistence")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        version = "unknown"
+    return f"persistence {version} (Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="persistence",
@@ -746,36 +892,28 @@ def build_parser() -> argparse.ArgumentParser:
                     f"zookeeper://host:2181/path; or set {ENV_URI}.")
     parser.add_argument("--debug", action="store_true", default=False,
                         help="show the traceback of an error")
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="print the version and exit")
+    parser.epilog = "exit codes: " + "; ".join(
+        f"{code} {meaning}" for code, meaning in cli_errors.EXIT_CODES.items())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in COMMANDS:
         register(subparsers)
     return parser
 
 
-def _describe(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    if not isinstance(err, PersistenceError):
-        text = f"{type(err).__name__}: {text}"
-    return mask_password(" ".join(text.split()))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``persistence`` console script."""
     args = build_parser().parse_args(argv)
+    cli_errors.quiet_loggers(args.debug)
     out = Output(use_rich=rich is not None)
     try:
         return args.handler(args, out)
-    except KeyboardInterrupt:
-        out.error(f"persistence {args.command}: interrupted")
-        return 130
     except BrokenPipeError:  # `persistence ls | head`
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return OK
-    except Exception as err:  # one clear line, never a traceback unless asked
-        if args.debug:
-            out.error(mask_password("".join(traceback.format_exception(err)).rstrip()))
-        hint = "" if args.debug or isinstance(err, PersistenceError) else \
-            " (--debug shows the traceback)"
-        out.error(f"persistence {args.command}: error: {_describe(err)}{hint}")
-        return ERROR
+    except (Exception, KeyboardInterrupt) as err:  # one clear line, never a traceback
+        return cli_errors.report(args.command, err, debug=args.debug,
+                                 as_json=getattr(args, "json", False), stdout=out.stream,
+                                 stderr=out.err)

@@ -223,7 +223,7 @@ class LogBook(_Record):
 class FlowDetail(_Record):
     """The atom details of one flow, the flow's state and metadata."""
 
-    def __init__(self, name: str, uuid: str) -> None:
+    def __init__(self, name: str, uuid: str | None = None) -> None:
         super().__init__(name, uuid)
         d = self.__dict__
         d["state"] = None
@@ -323,7 +323,7 @@ class AtomDetail(_Record):
 
     _MERGED = ("state", "intention", "failure", "revert_failure", "meta", "version")
 
-    def __init__(self, name: str, uuid: str) -> None:
+    def __init__(self, name: str, uuid: str | None = None) -> None:
         super().__init__(name, uuid)
         d = self.__dict__
         d["state"] = None
@@ -475,7 +475,7 @@ class RetryDetail(AtomDetail):
     failures (atom name → :class:`Failure`) that made the flow retry after it.
     """
 
-    def __init__(self, name: str, uuid: str) -> None:
+    def __init__(self, name: str, uuid: str | None = None) -> None:
         super().__init__(name, uuid)
         self.__dict__["results"] = []
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import fields, models
+from . import fields, models, telemetry
 from .exceptions import CorruptRecord, InvalidFormat, SerializationError
 
 __all__ = ["dumps", "loads", "logbook_record", "flow_record", "atom_record",
@@ -72,7 +72,9 @@ def atom_record(ad: models.AtomDetail, parent_uuid: str | None,
 
 def encode_record(record: dict[str, Any], detail: models._Record) -> bytes:
     fields.stored_name(detail)
-    return dumps(record, _describe(detail))
+    data = dumps(record, _describe(detail))
+    telemetry.add_bytes(len(data))
+    return data
 
 
 def _load(build, record: Any, where: str):

@@ -206,10 +206,12 @@ class Storage:
 
     @property
     def backend(self) -> Backend:
+        """The backend the flow detail is written to."""
         return self._backend
 
     @property
     def policy(self) -> str:
+        """When changes are written: ``"always"``, ``"batch"`` or ``"never"``."""
         return self._policy
 
     @property
@@ -224,14 +226,17 @@ class Storage:
 
     @property
     def flow_name(self) -> str:
+        """The flow detail's name."""
         return self._flow.name
 
     @property
     def flow_uuid(self) -> str:
+        """The flow detail's uuid (what a resuming engine loads it by)."""
         return self._flow.uuid
 
     @property
     def flow_meta(self) -> dict[str, Any]:
+        """The flow detail's metadata (read it; change it with :meth:`update_flow_metadata`)."""
         return self._flow.meta
 
     @property
@@ -434,25 +439,44 @@ class Storage:
         return self.ensure_atoms([atom])[0]
 
     def get_atom_uuid(self, atom_name: str) -> str:
+        """The uuid of ``atom_name``'s atom detail; NotFound for an unknown name.
+
+        Stable across resumptions: it is the key under which the backend keeps
+        the atom's record, and what ``persistence history --uuid`` takes.
+        """
         with self._lock.read_lock():
             return self._detail(atom_name).uuid
 
     def set_atom_state(self, atom_name: str, state: str) -> None:
+        """Put an atom in ``state`` (one of :data:`persistence.states.ATOM_STATES`).
+
+        An engine calls it as an atom starts (RUNNING, REVERTING) or is
+        scheduled again (PENDING); results go through :meth:`save`, which sets
+        the state in the same write.  Setting the state it has writes nothing.
+        """
         _check(state, states.ATOM_STATES, "atom state")
         with self._lock.write_lock():
             self._change_atom(self._detail(atom_name), lambda d: _assign(d, "state", state))
 
     def get_atom_state(self, atom_name: str) -> str | None:
+        """The atom's state as stored (None only for a detail that never had one)."""
         with self._lock.read_lock():
             return self._detail(atom_name).state
 
     def set_atom_intention(self, atom_name: str, intention: str) -> None:
+        """Record what the engine means to do with an atom next.
+
+        One of :data:`persistence.states.INTENTIONS`: EXECUTE, REVERT, IGNORE or
+        RETRY.  Kept so that a resumed run carries on the same plan (e.g. goes on
+        reverting after a crash mid-revert) instead of guessing from the states.
+        """
         _check(intention, states.INTENTIONS, "intention")
         with self._lock.write_lock():
             self._change_atom(self._detail(atom_name),
                               lambda d: _assign(d, "intention", intention))
 
     def get_atom_intention(self, atom_name: str) -> str:
+        """What the engine meant to do with the atom next (EXECUTE unless set)."""
         with self._lock.read_lock():
             return self._detail(atom_name).intention
 
@@ -501,10 +525,12 @@ class Storage:
             self._change_atom(ad, self._meta_update(update))
 
     def get_task_progress(self, task_name: str) -> float:
+        """A task's last recorded progress, 0.0–1.0 (0.0 if none was recorded)."""
         with self._lock.read_lock():
             return self._detail(task_name, models.TaskDetail).meta.get("progress", 0.0)
 
     def get_task_progress_details(self, task_name: str) -> dict[str, Any] | None:
+        """``{"at_progress": p, "details": {...}}`` as last recorded, or None."""
         with self._lock.read_lock():
             return self._detail(task_name, models.TaskDetail).meta.get("progress_details")
 
@@ -586,6 +612,7 @@ class Storage:
         return self._failures_in("revert_failure")
 
     def has_failures(self) -> bool:
+        """Whether any atom's execution or revert failed (its Failure is stored)."""
         return bool(self.get_execute_failures() or self.get_revert_failures())
 
     def reset(self, atom_name: str, state: str = states.PENDING) -> None:
@@ -625,11 +652,17 @@ class Storage:
             self._change_atom(self._detail(retry_name, models.RetryDetail), mutate)
 
     def get_retry_history(self, retry_name: str) -> History:
+        """The attempts of a retry: each one's result and the failures seen during it.
+
+        A :class:`~persistence.atom.History` — what a retry controller's
+        ``on_failure`` is given to decide between RETRY, REVERT and REVERT_ALL.
+        """
         with self._lock.read_lock():
             ad = self._detail(retry_name, models.RetryDetail)
             return History(list(ad.results), failure=ad.failure)
 
     def get_retry_histories(self) -> list[tuple[str, History]]:
+        """``(retry name, History)`` of every retry of the flow, in flow order."""
         with self._lock.read_lock():
             return [(ad.name, History(list(ad.results), failure=ad.failure))
                     for ad in self._flow if isinstance(ad, models.RetryDetail)]
@@ -741,6 +774,11 @@ class Storage:
             self._change_flow(lambda fd: _assign(fd, "state", state), flush=True)
 
     def get_flow_state(self) -> str:
+        """The flow's state (PENDING for a flow that never had one).
+
+        A resuming engine reads it first: RUNNING or a failed state left by a
+        dead process means "carry on from the stored atom states".
+        """
         with self._lock.read_lock():
             return self._flow.state or states.PENDING
 

@@ -235,8 +235,9 @@ def test_validate_reports_unreadable_records_and_exits_1(tmp_path):
 
 
 def test_validate_of_a_backend_never_upgraded(tmp_path):
-    code, out, _ = call("validate", f"sqlite:///{tmp_path}/empty.db")
-    assert code == 1 and "run upgrade() first" in out
+    code, out, err = call("validate", f"sqlite:///{tmp_path}/empty.db")
+    assert code == 2 and "no persistence store at" in err and "persistence upgrade" in err
+    assert not (tmp_path / "empty.db").exists()
 
 
 # -- errors -----------------------------------------------------------------------

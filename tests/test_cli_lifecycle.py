@@ -36,18 +36,24 @@ def test_history_of_a_flow_as_a_table_and_as_json(store):
     fd = next(iter(running))
     code, out, err = call("history", uri, "--flow", fd.uuid)
     assert code == 0 and err == ""
-    assert "History (5 entries)" in out and "SUCCESS → FAILURE" in out and "worker-1" in out
+    assert "History (5 entries, newest first)" in out and "SUCCESS → FAILURE" in out
+    assert "worker-1" in out
     code, out, _ = call("history", uri, "--flow", fd.uuid, "--json")
     entries = json.loads(out)["entries"]
-    assert [e["new_state"] for e in entries][-1] == states.FAILURE
+    assert [e["new_state"] for e in entries][0] == states.FAILURE      # newest first
     assert {e["flow_uuid"] for e in entries} == {fd.uuid}
     failed = next(iter(fd)).uuid
     one = json.loads(call("history", uri, "--uuid", failed, "--json")[1])["entries"]
-    assert [e["revision"] for e in one] == [1, 2]
-    assert json.loads(call("history", uri, "--limit", "2", "--json")[1])["entries"] == \
-        json.loads(call("history", uri, "--json")[1])["entries"][:2]
-    assert json.loads(call("history", uri, "--since", "2999-01-01", "--json")[1]) == {
-        "entries": []}
+    assert [e["revision"] for e in one] == [2, 1]
+    oldest = json.loads(call("history", uri, "--uuid", failed, "--json", "--oldest-first")[1])
+    assert [e["revision"] for e in oldest["entries"]] == [1, 2]
+    every = json.loads(call("history", uri, "--json", "--limit", "0")[1])
+    newest = json.loads(call("history", uri, "--limit", "2", "--json")[1])
+    assert newest["entries"] == every["entries"][:2] and newest["total"] == every["total"]
+    code, out, _ = call("history", uri, "--limit", "2")
+    assert f"more: {every['total'] - 2} older entries" in out
+    assert json.loads(call("history", uri, "--since", "2999-01-01", "--json")[1])[
+        "entries"] == []
 
 
 def test_summary_as_a_table_and_as_json(store):

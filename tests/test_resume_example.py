@@ -26,7 +26,7 @@ def _cmd(*args: str) -> list[str]:
 
 def test_killed_run_is_taken_over_and_resumed(tmp_path):
     uri = f"sqlite:///{tmp_path}/flows.db"
-    env = dict(os.environ, PERSISTENCE_BACKEND=uri)
+    env = dict(os.environ, PERSISTENCE_URI=uri)
     flow = subprocess.run(_cmd("new"), env=env, capture_output=True, text=True, timeout=120,
                           check=True).stdout.strip()
 
@@ -61,7 +61,7 @@ def test_killed_run_is_taken_over_and_resumed(tmp_path):
 
 def test_a_flow_another_engine_runs_is_refused(tmp_path):
     uri = f"sqlite:///{tmp_path}/flows.db"
-    env = dict(os.environ, PERSISTENCE_BACKEND=uri)
+    env = dict(os.environ, PERSISTENCE_URI=uri)
     flow = subprocess.run(_cmd("new"), env=env, capture_output=True, text=True, timeout=120,
                           check=True).stdout.strip()
     with persistence.backend(uri) as be, be.get_connection() as conn:

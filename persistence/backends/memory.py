@@ -14,6 +14,7 @@ Example configuration::
 from __future__ import annotations
 
 import contextlib
+import posixpath
 from collections.abc import Iterator
 from typing import Any
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ... import models
+from ... import models, telemetry
 from ...base import Connection
 from ...exceptions import NotFound, StorageFailure
 from ...path_based import check_component
@@ -35,7 +35,7 @@ from .claims import SQLClaims
 from .lifecycle import HISTORY_FROM_ATOM, UPDATE_LOGGED_PG, SQLLifecycle
 from .session import Session
 from .statements import ATOMS, BOOKS, CHUNKS, FLOWS
-from .writes import RowWrite, check_unique, conflict, write_chunks, write_rows
+from .writes import RowWrite, check_unique, conflict, param_bytes, write_chunks, write_rows
 
 __all__ = ["SQLConnection"]
 
@@ -63,6 +63,9 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
 
     def _row(self, detail: models._Record, params: dict[str, Any],
              chunks: list | None = None) -> RowWrite:
+        if chunks:
+            telemetry.offloaded(self._backend.dialect_name,
+                                sum(len(chunk["data"]) for chunk in chunks))
         if self._ours(detail):
             return RowWrite(detail, params, detail.revision,
                             detail.__dict__.get("_sql_chunked"), chunks)
@@ -157,6 +160,8 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
                 or codec.too_large(params, backend.max_inline_size)):
             return self._update_atom_slow(atom_detail, params)
         # The hot path: one conditional UPDATE, its own transaction, no read first.
+        if telemetry.measuring():
+            telemetry.add_bytes(param_bytes(params))
         params["w_seen"] = seen
         params["v_revision"] = seen + 1
         statement, then = ATOMS.update_keep_parent, None

@@ -8,6 +8,7 @@ else (bad SQL, constraint violations, data too long) fails at once.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,6 +50,14 @@ _MYSQL_TRANSIENT = frozenset({
     4031,  # disconnected for inactivity
 })
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# A host name DNS says does not exist (a temporary DNS failure is not permanent).
+_UNKNOWN_HOST = r"Name or service not known|nodename nor servname provided|No address associated"
+# What libpq says, without a SQLSTATE, when connecting can never succeed as configured.
+_PG_PERMANENT = re.compile(
+    r"authentication failed|no password supplied|(database|role) \"[^\"]*\" does not exist"
+    r"|invalid (dsn|connection option)|is not permitted to log in|no pg_hba\.conf entry|"
+    + _UNKNOWN_HOST, re.IGNORECASE)
+_MYSQL_UNKNOWN_HOST = re.compile(_UNKNOWN_HOST, re.IGNORECASE)
 
 
 def driver_error(err: BaseException) -> BaseException:
@@ -90,9 +99,14 @@ def is_transient(err: BaseException, dialect: sa.Dialect) -> bool:
         args = getattr(orig, "args", ())
         if type(orig).__name__ == "InterfaceError":
             return True  # the connection was closed under us
+        if _MYSQL_UNKNOWN_HOST.search(str(orig)):
+            return False  # "can't connect" (2003/2005) to a host that does not exist
         return bool(args) and args[0] in _MYSQL_TRANSIENT
     if module.startswith("psycopg"):
-        # No SQLSTATE: the error happened below the protocol (refused, reset).
+        # No SQLSTATE: the error happened below the protocol (refused, reset), or the
+        # server refused the connection for good (no such user, database or host).
+        if _PG_PERMANENT.search(str(orig)):
+            return False
         return type(orig).__name__ in ("OperationalError", "InterfaceError")
     if module == "sqlite3":
         return "locked" in str(orig)

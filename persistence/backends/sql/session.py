@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
+from ... import telemetry
 from ...exceptions import PersistenceError, StorageFailure
 from .errors import (
     AlreadyApplied,
@@ -145,10 +146,11 @@ class Session:
                 what = what() if callable(what) else what
                 LOG.info("Retrying to %s after a transient failure: %s", what,
                          describe(first.err, self._secret))
+                telemetry.retried(self.dialect.name)
             try:
                 return self.backend.retrying.copy(
-                    before_sleep=lambda state: LOG.info(
-                        "Retrying to %s (attempt %d failed)", what, state.attempt_number))(
+                    before_sleep=lambda state: (telemetry.retried(self.dialect.name), LOG.info(
+                        "Retrying to %s (attempt %d failed)", what, state.attempt_number)))(
                     self._attempt, op, what)
             except Transient as last:
                 raise self.failure(what, last.err, gave_up=True) from last.err

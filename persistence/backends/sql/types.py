@@ -57,7 +57,9 @@ class utc_now(FunctionElement):  # noqa: N801 - reads like a SQL function
 
 @compiles(utc_now)
 def _utc_now_default(element, compiler, **kw):
-    return "CURRENT_TIMESTAMP"  # sqlite: UTC, microseconds dropped
+    # sqlite: UTC with milliseconds (CURRENT_TIMESTAMP has whole seconds only), padded to
+    # the six digits Python-bound times have, so both compare as text.
+    return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
 
 
 @compiles(utc_now, "postgresql")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ... import models
+from ... import models, telemetry
 from ...exceptions import Conflict, NotFound, StorageFailure
 from .errors import AlreadyApplied, Transient
 from .statements import CHUNKS, TableStatements
@@ -22,7 +22,8 @@ from .statements import CHUNKS, TableStatements
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["RowWrite", "write_rows", "write_chunks", "check_unique", "batches", "BATCH"]
+__all__ = ["RowWrite", "write_rows", "param_bytes", "write_chunks", "check_unique", "batches",
+           "BATCH"]
 
 #: Most values bound to one IN (...) list (sqlite allows 32766 parameters).
 BATCH = 5000
@@ -91,6 +92,12 @@ def _check_inline(session: Session, table: str, rows: list[RowWrite]) -> None:
                 f"(keep large values in atom results, which may be of any size)")
 
 
+def param_bytes(params: dict[str, Any]) -> int:
+    """The size of a row's text and binary values (what spans report as bytes)."""
+    return sum(len(v) for k, v in params.items()
+               if k[:2] == "v_" and isinstance(v, (str, bytes)))
+
+
 def write_rows(session: Session, conn: sa.Connection, st: TableStatements,
                rows: list[RowWrite], txn: str, create: bool, keep_parent: bool = False) -> None:
     """Write ``rows``; set each one's new ``revision``.  Raises Conflict or NotFound
@@ -98,6 +105,8 @@ def write_rows(session: Session, conn: sa.Connection, st: TableStatements,
     wrote one of them.  ``keep_parent``: existing rows keep their parent_uuid."""
     table = st.table.name
     _check_inline(session, table, rows)
+    if telemetry.measuring():
+        telemetry.add_bytes(sum(param_bytes(r.params) for r in rows))
     inserts: list[RowWrite] = []
     unknown = [r for r in rows if r.expected is None]
     if unknown and create:

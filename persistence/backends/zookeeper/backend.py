@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -77,6 +78,17 @@ def _hosts(conf: Mapping[str, Any]) -> str:
     if not items or not all(items):
         raise ConfigurationError(f"option 'hosts' has an empty entry: {hosts!r}")
     return ",".join(items)
+
+
+def _unknown_host(name: str) -> bool:
+    """Whether DNS says ``name`` does not exist (a temporary DNS failure is not that)."""
+    try:
+        socket.getaddrinfo(name, None)
+    except socket.gaierror as err:
+        return err.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME))
+    except (UnicodeError, OSError):
+        return False
+    return False
 
 
 def _root(path: str) -> str:
@@ -172,13 +184,22 @@ class ZkBackend(PathBasedBackend):
 
     def _start(self) -> None:
         client = self._client
+        names = sorted({host for host, _port in client.hosts})
+        cause: Exception | None
         try:
+            if names and all(_unknown_host(name) for name in names):
+                # Permanent: waiting out the timeout (kazoo retries) cannot help.
+                raise StorageFailure(f"cannot connect to ZooKeeper at {self.hosts}: unknown "
+                                     f"host{'s' if len(names) > 1 else ''} "
+                                     f"{', '.join(names)} (check the URI)")
             client.start(timeout=self.timeout)
             return
+        except StorageFailure as err:
+            failure, cause = err, None
         except client.handler.timeout_exception as err:
             failure = StorageFailure(f"cannot connect to ZooKeeper at {self.hosts} within "
                                      f"{self.timeout:g} s")
-            cause: Exception = err
+            cause = err
         except KazooException as err:
             failure = StorageFailure(f"cannot connect to ZooKeeper at {self.hosts}: "
                                      f"{type(err).__name__}")

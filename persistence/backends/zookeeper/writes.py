@@ -50,7 +50,7 @@ from kazoo.exceptions import (
 from kazoo.protocol import serialization as proto
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from ... import history
+from ... import history, telemetry
 from ...exceptions import Conflict, NotFound, StorageFailure
 from . import chunks
 from .multiread import GET_CHILDREN, GET_DATA
@@ -213,6 +213,7 @@ def _update_one_retrying(conn: ZkConnection, put: Put, entry: Entry | None = Non
                 return
             LOG.info("the answer to an update of %s was lost; it was not applied: "
                      "sending it again", put.path)
+            telemetry.retried("zookeeper")
 
 
 # -- the hot path -----------------------------------------------------------
@@ -428,6 +429,7 @@ class _Plan:
         if len(op.data) > self.conn.backend.chunk_size:
             gen = chunks.new_generation()
             pieces = chunks.split(op.data, self.conn.backend.chunk_size)
+            telemetry.offloaded("zookeeper", len(op.data))
             if old_parts is None:
                 out.append(("create", parts_path, b"", None))
             for k, piece in enumerate(pieces):
