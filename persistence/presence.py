@@ -29,14 +29,36 @@ def _sql_exists(backend: Any) -> bool:
     url = backend.engine.url
     if backend.memory:
         return True
-    if backend.dialect_name == "sqlite" and not os.path.isfile(url.database or ""):
-        return False
+    if backend.dialect_name == "sqlite":
+        return _sqlite_has_schema(url.database or "")
     conn = backend.get_connection()
     try:
         return conn._session.run("look for the persistence schema",
                                  migrate.current) is not None
     finally:
         conn.close()
+
+
+def _sqlite_has_schema(path: str) -> bool:
+    """Whether the sqlite file at ``path`` holds our schema, looked at read-only: our
+    own connections would switch a foreign file to WAL, which rewrites its header."""
+    import sqlite3
+    import urllib.parse
+
+    from .backends.sql.tables import VERSION_TABLE
+
+    if not os.path.isfile(path):
+        return False
+    db = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
+    try:
+        found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                           (VERSION_TABLE,)).fetchone()
+        return found is not None and db.execute(
+            f"SELECT count(*) FROM {VERSION_TABLE}").fetchone()[0] > 0
+    except sqlite3.DatabaseError:    # not a database at all, or locked: let the operation say
+        return True
+    finally:
+        db.close()
 
 
 def _path_exists(backend: Any) -> bool:
