@@ -56,6 +56,24 @@ def test_options_in_the_query_string_are_ours_the_rest_the_drivers():
         be.close()
 
 
+def test_every_host_of_a_multi_host_uri_reaches_the_driver():
+    """libpq's multi-host form: hosts in the query string, none in the netloc.  Dropping
+    them would silently connect to the default server instead."""
+    be = persistence.fetch("postgresql://u:pw@/db?host=10.1.0.1:5432&host=10.1.0.2:5433"
+                           "&target_session_attrs=read-write&retry_attempts=3")
+    try:
+        assert be.engine.url.query["host"] == ("10.1.0.1:5432", "10.1.0.2:5433")
+        assert be.engine.url.query["target_session_attrs"] == "read-write"
+        assert be.retrying.stop.max_attempt_number == 3
+    finally:
+        be.close()
+    single = persistence.fetch("postgresql://u@/db?host=10.1.0.9:6543")
+    try:
+        assert single.engine.url.query["host"] == "10.1.0.9:6543"
+    finally:
+        single.close()
+
+
 def test_driver_parameters_reach_the_driver(backend_postgresql):
     url = backend_postgresql.engine.url.update_query_dict({"application_name": "flows-app"})
     with persistence.backend(url.render_as_string(hide_password=False)) as be:

@@ -122,8 +122,16 @@ class SQLAlchemyBackend(Backend):
             query = sa.engine.make_url(raw).query
         except sa.exc.ArgumentError:
             return {}  # reported with a clear message when the URL is parsed
-        return {k: v for k, v in query.items()
-                if k not in cls.OPTIONS and k not in URL_KEYS and isinstance(v, str)}
+        driver: dict[str, Any] = {}
+        for key, value in query.items():
+            # host/port in the query string are libpq's multi-host form
+            # (?host=a:5432&host=b:5432&target_session_attrs=read-write): the driver's.
+            if key in cls.OPTIONS or (key in URL_KEYS and key not in ("host", "port")):
+                continue
+            if isinstance(value, tuple) and not all(isinstance(v, str) for v in value):
+                continue
+            driver[key] = value          # a repeated key comes as a tuple: keep every value
+        return driver
 
     @staticmethod
     def _check_ranges(options: Mapping[str, Any]) -> None:
