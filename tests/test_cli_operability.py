@@ -78,6 +78,11 @@ def test_json_errors_go_to_stdout_as_an_object():
     error = json.loads(done.stdout)["error"]
     assert error["command"] == "ls" and error["exit_code"] == 2
     assert error["message"] in line and SECRET not in done.stdout + done.stderr
+    usage = run("ls", "--limit", "many", "--json")         # bad usage: argparse's exit 2
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    error = json.loads(usage.stdout)["error"]
+    assert error["type"] == "UsageError" and error["command"] == "ls"
+    assert "--limit" in error["message"] and error["exit_code"] == 2
 
 
 def test_permanent_postgresql_connection_errors_are_not_transient():
