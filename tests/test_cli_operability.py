@@ -168,3 +168,17 @@ def test_version_and_documented_exit_codes():
     for code, meaning in cli_errors.EXIT_CODES.items():
         assert f"{code} {meaning}" in " ".join(helped.split())
         assert f"``{code}``" in doc, code
+
+
+def test_a_missing_zookeeper_store_is_reported_and_not_created(zookeeper_hosts,
+                                                              zookeeper_admin):
+    path = f"/operability-{os.getpid()}-store"
+    uri = f"zookeeper://{zookeeper_hosts}{path}"
+    assert "no persistence store at" in _one_error_line(run("ls", uri), "ls")
+    assert zookeeper_admin.exists(path) is None                 # nothing was created
+    try:
+        assert run("upgrade", uri).returncode == 0
+        listed = run("ls", uri, "--json")
+        assert listed.returncode == 0 and json.loads(listed.stdout)["total"] == 0
+    finally:
+        zookeeper_admin.delete(path, recursive=True)
