@@ -884,7 +884,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli_errors.Parser(
         prog="persistence",
         description=f"Inspect, copy and maintain workflow persistence backends.  Backend "
                     f"URIs: memory://, file:///path, sqlite:///path.db, "
@@ -904,7 +904,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``persistence`` console script."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with cli_errors.usage_errors(argv):
+        args = build_parser().parse_args(argv)
     cli_errors.quiet_loggers(args.debug)
     out = Output(use_rich=rich is not None)
     try:

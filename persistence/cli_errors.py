@@ -8,18 +8,21 @@ part of the interface and documented in ``doc/cli.rst``.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import logging
 import re
 import sys
 import traceback
-from typing import Any, TextIO
+from collections.abc import Iterator
+from typing import Any, NoReturn, TextIO
 
 from .exceptions import PersistenceError
 from .uri import mask_password
 
 __all__ = ["OK", "PROBLEMS", "ERROR", "INTERRUPTED", "EXIT_CODES", "describe",
-           "quiet_loggers", "report"]
+           "quiet_loggers", "report", "group_problems", "Parser", "usage_errors"]
 
 OK, PROBLEMS, ERROR, INTERRUPTED = 0, 1, 2, 130
 #: Every exit code of the command and what it means.
@@ -35,6 +38,32 @@ _RESUME = {"migrate": "; the logbooks copied so far are complete: re-run the sam
                       "to finish",
            "import": "; the logbooks imported so far are complete: re-run with --existing "
                      "resume to finish"}
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that remembers its last usage error (for ``--json``)."""
+
+    last_error: tuple[str, str] | None = None
+
+    def error(self, message: str) -> NoReturn:
+        Parser.last_error = (self.prog, message)
+        super().error(message)
+
+
+@contextlib.contextmanager
+def usage_errors(argv: list[str]) -> Iterator[None]:
+    """Bad usage exits 2 as argparse does; with ``--json`` also as a JSON error object."""
+    Parser.last_error = None
+    try:
+        yield
+    except SystemExit as exit_:
+        if exit_.code == ERROR and "--json" in argv and Parser.last_error is not None:
+            prog, message = Parser.last_error
+            command = prog.split()[1] if len(prog.split()) > 1 else None
+            print(json.dumps({"error": {"command": command, "type": "UsageError",
+                                        "message": message, "exit_code": ERROR}},
+                             indent=2), flush=True)
+        raise
 
 
 def quiet_loggers(debug: bool) -> None:

@@ -29,8 +29,9 @@ Metrics (meter ``persistence``): ``persistence.write.duration`` and
 moved to chunks because they were too large for one row or znode).
 
 Cost: without the extra, or while no tracer or meter provider is set, an
-instrumented call is one extra function call and one identity check
-(``python -m bench.telemetry`` measures it).
+instrumented call is one extra function call and a look at OpenTelemetry's
+global state; an application that never imports OpenTelemetry does not even
+load it (``python -m bench.telemetry`` measures this).
 """
 
 from __future__ import annotations
@@ -45,14 +46,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-try:
-    from opentelemetry import metrics as _metrics
-    from opentelemetry import trace as _trace
-except ImportError:  # the otel extra is not installed: everything here is a no-op
-    _metrics = _trace = None
+# The OpenTelemetry API, bound once the application uses it: an application that never
+# imports OpenTelemetry has set no provider, so it pays neither the import nor a check.
+_trace: Any = None
+_metrics: Any = None
 
-__all__ = ["configure", "instrument", "enabled", "measuring", "add_bytes", "retried", "offloaded",
-           "backend_name", "WRITES", "READS", "STORAGE_TRANSITIONS"]
+__all__ = ["configure", "available", "instrument", "enabled", "measuring", "add_bytes",
+           "retried", "offloaded", "backend_name", "WRITES", "READS", "STORAGE_TRANSITIONS"]
 
 NAME = "persistence"
 #: Connection operations timed as writes and as reads.
@@ -132,7 +132,7 @@ def configure(tracer_provider: Any = None, meter_provider: Any = None) -> None:
     global ones (OpenTelemetry's usual ``tracer_provider=`` option); ``configure()``
     goes back to the global providers."""
     global _providers, _instruments
-    if _trace is None:
+    if not _load(force=True):
         raise ImportError("OpenTelemetry is not installed: pip install 'persistence[otel]'")
     if tracer_provider is None and meter_provider is None:
         _providers = None
@@ -142,10 +142,31 @@ def configure(tracer_provider: Any = None, meter_provider: Any = None) -> None:
     _instruments = None
 
 
+def _load(force: bool = False) -> bool:
+    """Bind the OpenTelemetry API if the application has imported it (or ``force``)."""
+    global _trace, _metrics
+    if _trace is not None:
+        return True
+    if not (force or _ENV_PROVIDERS or "opentelemetry.trace" in sys.modules or
+            "opentelemetry.metrics" in sys.modules):
+        return False
+    try:
+        from opentelemetry import metrics, trace
+    except ImportError:   # the otel extra is not installed: everything here is a no-op
+        return False
+    _trace, _metrics = trace, metrics
+    return True
+
+
+def available() -> bool:
+    """Whether the OpenTelemetry API is installed (the ``otel`` extra)."""
+    return _load(force=True)
+
+
 def _unset() -> bool:
     """Whether no global provider was set (the API's own module state, read directly:
     its getters look at the environment on every call, too slow for every write)."""
-    if _trace is None:
+    if not _load():
         return True
     internal = sys.modules.get("opentelemetry.metrics._internal")
     return (not _ENV_PROVIDERS and getattr(_trace, "_TRACER_PROVIDER", False) is None and
@@ -155,8 +176,6 @@ def _unset() -> bool:
 def _active() -> _Instruments | None:
     """The instruments, or None when nothing would record (the common, cheap case)."""
     global _instruments
-    if _trace is None:
-        return None
     if _providers is not None:
         tracer_provider, meter_provider = _providers
     else:

@@ -78,6 +78,11 @@ def test_json_errors_go_to_stdout_as_an_object():
     error = json.loads(done.stdout)["error"]
     assert error["command"] == "ls" and error["exit_code"] == 2
     assert error["message"] in line and SECRET not in done.stdout + done.stderr
+    usage = run("ls", "--limit", "many", "--json")         # bad usage: argparse's exit 2
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    error = json.loads(usage.stdout)["error"]
+    assert error["type"] == "UsageError" and error["command"] == "ls"
+    assert "--limit" in error["message"] and error["exit_code"] == 2
 
 
 def test_permanent_postgresql_connection_errors_are_not_transient():
@@ -163,3 +168,17 @@ def test_version_and_documented_exit_codes():
     for code, meaning in cli_errors.EXIT_CODES.items():
         assert f"{code} {meaning}" in " ".join(helped.split())
         assert f"``{code}``" in doc, code
+
+
+def test_a_missing_zookeeper_store_is_reported_and_not_created(zookeeper_hosts,
+                                                              zookeeper_admin):
+    path = f"/operability-{os.getpid()}-store"
+    uri = f"zookeeper://{zookeeper_hosts}{path}"
+    assert "no persistence store at" in _one_error_line(run("ls", uri), "ls")
+    assert zookeeper_admin.exists(path) is None                 # nothing was created
+    try:
+        assert run("upgrade", uri).returncode == 0
+        listed = run("ls", uri, "--json")
+        assert listed.returncode == 0 and json.loads(listed.stdout)["total"] == 0
+    finally:
+        zookeeper_admin.delete(path, recursive=True)
