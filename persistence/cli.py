@@ -905,7 +905,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``persistence`` console script."""
     args = build_parser().parse_args(argv)
-    cli_errors.quiet_loggers(args.debug)
+    secrets = cli_errors.secrets_of([*vars(args).values(), os.environ.get(ENV_URI)])
+    cli_errors.quiet_loggers(args.debug, secrets)
     out = Output(use_rich=rich is not None)
     try:
         return args.handler(args, out)
@@ -916,4 +917,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as err:  # one clear line, never a traceback
         return cli_errors.report(args.command, err, debug=args.debug,
                                  as_json=getattr(args, "json", False), stdout=out.stream,
-                                 stderr=out.err)
+                                 stderr=out.err, secrets=secrets)

@@ -8,18 +8,20 @@ part of the interface and documented in ``doc/cli.rst``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
 import traceback
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from .exceptions import PersistenceError
-from .uri import mask_password
+from .uri import make_url, mask_password
 
 __all__ = ["OK", "PROBLEMS", "ERROR", "INTERRUPTED", "EXIT_CODES", "describe",
-           "quiet_loggers", "report"]
+           "quiet_loggers", "report", "secrets_of"]
 
 OK, PROBLEMS, ERROR, INTERRUPTED = 0, 1, 2, 130
 #: Every exit code of the command and what it means.
@@ -37,12 +39,40 @@ _RESUME = {"migrate": "; the logbooks copied so far are complete: re-run the sam
                      "resume to finish"}
 
 
-def quiet_loggers(debug: bool) -> None:
-    """Only our error line on stderr: no driver log lines unless ``--debug``."""
+class _MaskingFormatter(logging.Formatter):
+    """Every line ``--debug`` prints (message and traceback) with passwords masked."""
+
+    def __init__(self, fmt: str, secrets: tuple[str, ...]) -> None:
+        super().__init__(fmt)
+        self.secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_password(super().format(record), self.secrets)
+
+
+def secrets_of(values: Iterable[Any]) -> tuple[str, ...]:
+    """The passwords of the URIs among ``values`` (the command's arguments)."""
+    found = []
+    for value in values:
+        if isinstance(value, str) and "://" in value:
+            with contextlib.suppress(Exception):
+                password = make_url(value).password
+                if password:
+                    found.append(password)
+    return tuple(found)
+
+
+def quiet_loggers(debug: bool, secrets: tuple[str, ...] = ()) -> None:
+    """Only our error line on stderr: no driver log lines unless ``--debug``.
+
+    With ``--debug`` every logger prints, through a formatter that masks the
+    passwords of URIs and the ``secrets`` given on the command line.
+    """
     root = logging.getLogger()
     if debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="%(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_MaskingFormatter("%(levelname)s %(name)s: %(message)s", secrets))
+        logging.basicConfig(level=logging.DEBUG, handlers=[handler])
     elif not root.handlers:
         root.addHandler(logging.NullHandler())   # no "last resort" printing either
 
@@ -61,11 +91,12 @@ def describe(err: BaseException) -> str:
 
 
 def report(command: str, err: BaseException, *, debug: bool, as_json: bool,
-           stdout: TextIO, stderr: TextIO) -> int:
+           stdout: TextIO, stderr: TextIO, secrets: tuple[str, ...] = ()) -> int:
     """Print ``err`` as the command's error (also as JSON on stdout with ``--json``)."""
     if debug:
-        print(mask_password("".join(traceback.format_exception(err)).rstrip()), file=stderr)
-    message = describe(err)
+        print(mask_password("".join(traceback.format_exception(err)).rstrip(), secrets),
+              file=stderr)
+    message = mask_password(describe(err), secrets)
     if isinstance(err, KeyboardInterrupt):
         code = INTERRUPTED
         message = "interrupted" + _RESUME.get(command, "")
