@@ -726,23 +726,36 @@ def _import_command(subparsers: Any) -> None:
     parser.add_argument("file", metavar="FILE", help="archive written by 'persistence export'")
     _existing(parser, "fail")
     parser.add_argument("--dry-run", action="store_true", help="verify only, write nothing")
+    parser.add_argument("--keep-partial", action="store_true",
+                        help="if writing fails, keep the logbooks written so far (each is "
+                             "whole; re-run with --existing resume to finish) instead of "
+                             "putting the destination back as it was")
+    parser.add_argument("--max-line-bytes", type=int, metavar="N",
+                        default=archive.Limits.line_bytes,
+                        help="refuse an archive with a record longer than N bytes "
+                             "(default: %(default)s)")
     parser.set_defaults(handler=_import)
 
 
 def _import(args: argparse.Namespace, out: Output) -> int:
     try:
+        limits = archive.Limits(line_bytes=args.max_line_bytes)
+    except ValueError as err:
+        raise ConfigurationError(f"--max-line-bytes: {err}") from None
+    # The whole archive is checked before the destination is opened, created or upgraded.
+    with out.progress("logbooks") as progress:
+        manifest = archive.verify_archive(args.file, progress=progress, limits=limits)
+    try:
         with _import_target(args) as conn, out.progress("logbooks") as progress:
-            if conn is None:   # --dry-run into no store: an empty one, nothing to compare
-                archive.verify_archive(args.file, progress=progress)
-                report = None
-            else:
+            report = None
+            if conn is not None:   # None: --dry-run into no store, nothing to compare
                 report = archive.import_archive(conn, args.file, existing=args.existing,
-                                                dry_run=args.dry_run, progress=progress)
+                                                dry_run=args.dry_run, progress=progress,
+                                                atomic=not args.keep_partial, limits=limits)
     except Duplicate as err:
         raise Duplicate(f"{err}; choose what to do with them: --existing resume, skip or "
                         f"replace") from err
     if args.dry_run or report is None:
-        manifest = archive.verify_archive(args.file)
         if args.json:
             out.json({"file": args.file, "valid": True, **manifest.to_dict()})
         else:
