@@ -8,8 +8,8 @@ everything it leaves is searched: log lines, the whole exception chain
 (``__cause__``/``__context__``, str, repr, traceback), the reprs of the
 backend and its connection, and the CLI's stdout and stderr with ``--debug``.
 
-PostgreSQL here trusts 127.0.0.1 (see ../shared/FACTS.md), so a wrong
-password is accepted by the server: the test still proves it never shows.
+The machine's PostgreSQL trusts 127.0.0.1, so PostgreSQL is tested on a
+private server of the test's own that checks passwords.
 """
 
 from __future__ import annotations
@@ -177,14 +177,39 @@ def test_mysql_credentials_never_show(all_logs):
             admin.dispose()
 
 
-def test_postgresql_credentials_never_show(all_logs):
-    with server_database("postgresql") as db_url:
-        database = sa.make_url(db_url).database
-        base = "postgresql://postgres:{pw}@127.0.0.1:5432/" + database
-        check({"right": base.format(pw=SECRET), "wrong (trusted here)": base.format(pw=WRONG),
-               "unreachable": f"postgresql://postgres:{SECRET}@127.0.0.1:1/{database}"
-                              f"?connect_timeout=1&retry_attempts=0"},
-              {"right": True, "wrong (trusted here)": True, "unreachable": False}, all_logs)
+@pytest.fixture(scope="module")
+def password_postgresql() -> Iterator[str]:
+    """host:port of a private PostgreSQL that checks passwords (scram-sha-256 on
+    127.0.0.1), with role ``bob`` (password SECRET) owning database ``flows``."""
+    import psycopg
+
+    from tests.conftest import unavailable
+    from tests.resumption.servers import PostgreSQL, postgres_missing
+
+    why = postgres_missing()
+    if why:
+        unavailable(why)
+    server = PostgreSQL((), "127.0.0.1", "127.0.0.1/32", port=_zkserver.free_ports(1)[0])
+    try:
+        with open(os.path.join(server.data, "pg_hba.conf"), "w") as fh:
+            fh.write("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        server.start()
+        with psycopg.connect(host=server.dir, port=server.port, user="postgres",
+                             dbname="postgres", autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE bob LOGIN PASSWORD '{SECRET}'")
+            conn.execute("CREATE DATABASE flows OWNER bob")
+        yield f"127.0.0.1:{server.port}"
+    finally:
+        server.close()
+
+
+def test_postgresql_credentials_never_show(all_logs, password_postgresql):
+    base = f"postgresql://bob:{{pw}}@{password_postgresql}/flows?retry_attempts=0"
+    check({"right": base.format(pw=SECRET), "encoded": base.format(pw=ENCODED),
+           "wrong": base.format(pw=WRONG),
+           "unreachable": f"postgresql://bob:{SECRET}@127.0.0.1:1/flows"
+                          f"?connect_timeout=1&retry_attempts=0"},
+          {"right": True, "encoded": True, "wrong": False, "unreachable": False}, all_logs)
 
 
 def test_zookeeper_credentials_never_show(all_logs, zookeeper_hosts, zookeeper_admin):
