@@ -103,6 +103,12 @@ def check(uris: dict[str, str], expect: dict[str, bool], logs: list[str]) -> Non
         assert connected is expect[label], (label, text[-2000:])
         assert not leaks(text), (label, leaks(text))
         assert not leaks("\n".join(logs)), (label, [line for line in logs if leaks(line)][:3])
+    # The same URIs read as TaskFlow stores (another reader of the same credentials).
+    for label, uri in uris.items():
+        if label == "unreachable":   # (its query holds our options, not TaskFlow's)
+            continue
+        _, text = attempt(f"taskflow+{uri.partition('?')[0]}")
+        assert not leaks(text) and not leaks("\n".join(logs)), ("taskflow+", label)
     # Two CLI runs are enough: one that connects, one that fails.
     for label in ("right", "unreachable"):
         out = cli_debug(uris[label])
