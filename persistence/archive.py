@@ -68,6 +68,7 @@ from .archive_reader import (
 from .base import Connection
 from .exceptions import NotFound
 from .migrate import (
+    CREATED,
     EXISTING,
     SKIPPED,
     MigrationReport,
@@ -155,6 +156,8 @@ class _Undo:
     def __init__(self) -> None:
         self.created: list[str] = []
         self.replaced: list[str] = []
+        #: A new logbook being written when the import stopped: it may or may not be saved.
+        self.pending: models.LogBook | None = None
         self._spool: Any = None
 
     def keep(self, book: models.LogBook) -> None:
@@ -185,6 +188,13 @@ class _Undo:
 
     def rollback(self, conn: Connection) -> None:
         """Delete what was created and restore what was replaced."""
+        if self.pending is not None:
+            # Saved whole or not at all; deleted only if it is the archive's logbook
+            # (not one another writer created meanwhile).
+            with contextlib.suppress(NotFound):
+                found = conn.get_logbook(self.pending.uuid)
+                if logbook_digest(found) == logbook_digest(self.pending):
+                    self.created.append(self.pending.uuid)
         for uuid in reversed(self.created + self.replaced):
             with contextlib.suppress(NotFound):
                 conn.destroy_logbook(uuid)
@@ -205,7 +215,7 @@ def _note_before(conn: Connection, book: models.LogBook, existing: str, undo: _U
     except NotFound:
         before = None
     if before is None:
-        undo.created.append(book.uuid)   # deleted on rollback if it was written at all
+        undo.pending = book   # recorded as created once written (see _Undo.rollback)
     elif existing == "replace" or (existing == "resume"
                                    and logbook_digest(before) != logbook_digest(book)):
         undo.keep(before)
@@ -246,6 +256,10 @@ def import_archive(conn: Connection, path: str | os.PathLike, *, existing: str =
             if undo is not None:
                 _note_before(conn, book, existing, undo)
             outcome = put_logbook(conn, book, existing)
+            if undo is not None and undo.pending is not None:
+                if outcome == CREATED:
+                    undo.created.append(book.uuid)
+                undo.pending = None
             report.count(book, outcome)
             if not (outcome == SKIPPED and existing == "skip"):   # "skip" keeps what was there
                 expected[book.uuid] = (len(book), sum(len(fd) for fd in book),

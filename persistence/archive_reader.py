@@ -123,7 +123,8 @@ def _manifest(zf: zipfile.ZipFile, name: str, limits: Limits) -> Manifest:
         raise CorruptArchive(f"the manifest of {name} is damaged: {err}") from err
     if len(data) > limits.manifest_bytes:
         raise CorruptArchive(f"the manifest of {name} is larger than {limits.manifest_bytes} "
-                             f"bytes: refused (Limits.manifest_bytes)")
+                             f"bytes: refused (an archive's manifest is a few hundred bytes; "
+                             f"Limits.manifest_bytes)")
     try:
         raw = json.loads(data)
     except ValueError as err:
@@ -172,8 +173,9 @@ class _Reader:
                 return
             self.lineno += 1
             if len(raw) > limit:
-                raise self.bad(f"a record longer than {limit} bytes: refused "
-                               f"(Limits.line_bytes)")
+                raise self.bad(f"a record longer than {limit} bytes: refused (if you trust "
+                               f"this archive, raise the limit: --max-line-bytes, "
+                               f"Limits(line_bytes=...))")
             self.digest.update(raw)
             self.size += len(raw)
             if not raw.endswith(b"\n"):

@@ -85,6 +85,8 @@ def describe(err: BaseException) -> str:
             err = orig
     text = _BACKGROUND.sub("", str(err)) or type(err).__name__
     text = _DRIVER_PREFIX.sub("", " ".join(text.split()))
+    for note in getattr(err, "__notes__", None) or ():   # e.g. "the destination was put back"
+        text += f"; {' '.join(str(note).split())}"
     if not isinstance(err, PersistenceError):
         text = f"{type(err).__name__}: {text}"
     return mask_password(text)
