@@ -220,6 +220,8 @@ def test_postgresql_credentials_never_show(all_logs, password_postgresql):
 
 def test_zookeeper_credentials_never_show(all_logs, zookeeper_hosts, zookeeper_admin):
     root = f"/persistence-tests/secrets-{uuid.uuid4().hex}"
+    # Made by the admin (open ACL): bob would make it readable by bob only.
+    zookeeper_admin.ensure_path("/persistence-tests")
     try:
         # The first backend creates the root with an ACL only these credentials pass.
         check({"right": f"zookeeper://bob:{SECRET}@{zookeeper_hosts}{root}?timeout=10",
@@ -230,3 +232,12 @@ def test_zookeeper_credentials_never_show(all_logs, zookeeper_hosts, zookeeper_a
     finally:
         zookeeper_admin.add_auth("digest", f"bob:{SECRET}")   # to delete what bob made
         _zkserver.purge(zookeeper_admin, root)
+
+
+@pytest.mark.parametrize("password", [123456789, "Hunter2x\x00Zq9Wv7-k"])
+def test_a_password_option_of_the_wrong_kind_is_refused_without_its_value(password):
+    from persistence.loading import fetch
+    with pytest.raises(ConfigurationError, match="'password' must be a string") as err:
+        fetch({"connection": "zookeeper", "hosts": "127.0.0.1:1", "username": "bob",
+               "password": password})
+    assert "123456789" not in str(err.value) and not leaks(str(err.value))
