@@ -14,11 +14,17 @@ An archive is a zip file with two members:
 
 Export streams one logbook at a time and writes the file under a temporary
 name, renamed into place at the end: a failed export leaves nothing behind.
-Import reads the whole archive once to verify it (zip CRCs, the manifest's
-checksums and counts, every record decodes, parents match) before it writes
-anything, so a corrupt or truncated archive raises :class:`CorruptArchive`
-and leaves the destination untouched; then it reads it again and writes one
-logbook at a time (see :func:`persistence.migrate.put_logbook`).
+Import reads the whole archive once to verify it (no member the manifest does
+not list, zip CRCs, the manifest's checksums and counts, every record decodes,
+parents match, every uuid and name storable) before it writes anything, with
+memory bounded by :class:`Limits` (see :mod:`persistence.archive_reader`), so
+a corrupt, truncated or hostile archive raises :class:`ArchiveError` and
+leaves the destination untouched.  Then it reads it again and writes one
+logbook at a time (see :func:`persistence.migrate.put_logbook`); if anything
+fails on the way (the backend, the archive changed meanwhile, Ctrl-C), the
+logbooks it created are deleted and those it replaced are put back, so the
+destination holds exactly what it held before (``atomic=False`` keeps what
+was written instead).
 
 >>> import os, tempfile, persistence
 >>> from persistence import archive
@@ -35,22 +41,34 @@ logbook at a time (see :func:`persistence.migrate.put_logbook`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import hashlib
 import json
 import os
-import struct
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 from . import models, serialization
+from .archive_reader import (
+    COUNT_KEYS,
+    FORMAT,
+    MANIFEST,
+    RECORDS,
+    VERSION,
+    ArchiveError,
+    CorruptArchive,
+    Limits,
+    Manifest,
+    UnsupportedArchive,
+    books,
+    scan,
+)
 from .base import Connection
-from .exceptions import PersistenceError, SerializationError
+from .exceptions import NotFound
 from .migrate import (
+    CREATED,
     EXISTING,
     SKIPPED,
     MigrationReport,
@@ -63,44 +81,9 @@ from .migrate import (
 )
 
 __all__ = ["export_archive", "import_archive", "verify_archive", "Manifest", "ArchiveError",
-           "CorruptArchive", "UnsupportedArchive", "FORMAT", "VERSION"]
+           "CorruptArchive", "UnsupportedArchive", "Limits", "FORMAT", "VERSION"]
 
-FORMAT = "persistence-archive"
-VERSION = 1
-MANIFEST = "manifest.json"
-RECORDS = "records.jsonl"
-_KINDS = ("logbook", "flow", "atom")
-# What zipfile and zlib raise on damaged input (flipped flags give the last two).
-_DAMAGED = (zipfile.BadZipFile, zlib.error, struct.error, OSError, EOFError, ValueError,
-            NotImplementedError, RuntimeError)
-_COUNT_KEYS = {"logbook": "logbooks", "flow": "flow_details", "atom": "atom_details"}
-
-
-class ArchiveError(PersistenceError):
-    """An archive cannot be used."""
-
-
-class CorruptArchive(ArchiveError):
-    """The archive is damaged, truncated or not an archive; nothing was imported."""
-
-
-class UnsupportedArchive(ArchiveError):
-    """The archive is of a format or version this version of persistence cannot read."""
-
-
-@dataclasses.dataclass
-class Manifest:
-    """What an archive says about itself."""
-
-    version: int
-    created_at: str
-    producer: str
-    source: str | None
-    counts: dict[str, int]
-    members: dict[str, dict[str, Any]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, **dataclasses.asdict(self)}
+_COUNT_KEYS = COUNT_KEYS
 
 
 def _version() -> str:
@@ -161,160 +144,141 @@ def export_archive(conn: Connection, path: str | os.PathLike,
     return manifest
 
 
-# -- reading -------------------------------------------------------------------
+# -- import --------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _open(path: str | os.PathLike) -> Iterator[tuple[zipfile.ZipFile, Manifest]]:
-    name = os.fspath(path)
-    try:
-        zf = zipfile.ZipFile(name)
-    except FileNotFoundError:
-        raise ArchiveError(f"no archive at {name}") from None
-    except _DAMAGED as err:
-        raise CorruptArchive(f"{name} is not a persistence archive or is truncated: "
-                             f"{err}") from err
-    with zf:
-        yield zf, _manifest(zf, name)
+class _Undo:
+    """What an import changed, to put the destination back as it was if it fails.
 
+    Logbooks it created are deleted; logbooks it replaced are first copied to
+    a temporary archive-format file (not kept in memory) and saved back.
+    """
 
-def _manifest(zf: zipfile.ZipFile, name: str) -> Manifest:
-    try:
-        raw = json.loads(zf.read(MANIFEST))
-    except KeyError:
-        raise CorruptArchive(f"{name} has no {MANIFEST}: not a persistence archive") from None
-    except _DAMAGED as err:
-        raise CorruptArchive(f"the manifest of {name} is damaged: {err}") from err
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise UnsupportedArchive(f"{name} is not a {FORMAT} (its manifest says format "
-                                 f"{raw.get('format') if isinstance(raw, dict) else None!r})")
-    version = raw.get("version")
-    if not isinstance(version, int) or version > VERSION or version < 1:
-        raise UnsupportedArchive(f"{name} is archive format version {version!r}; this "
-                                 f"persistence reads versions 1 to {VERSION}: upgrade it")
-    try:
-        manifest = Manifest(version=version, created_at=str(raw["created_at"]),
-                            producer=str(raw["producer"]), source=raw.get("source"),
-                            counts={k: int(raw["counts"][k]) for k in _COUNT_KEYS.values()},
-                            members={RECORDS: dict(raw["members"][RECORDS])})
-        manifest.members[RECORDS]["sha256"] = str(manifest.members[RECORDS]["sha256"])
-        manifest.members[RECORDS]["size"] = int(manifest.members[RECORDS]["size"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CorruptArchive(f"the manifest of {name} is incomplete: missing or bad "
-                             f"{err}") from err
-    return manifest
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.replaced: list[str] = []
+        #: A new logbook being written when the import stopped: it may or may not be saved.
+        self.pending: models.LogBook | None = None
+        self._spool: Any = None
 
+    def keep(self, book: models.LogBook) -> None:
+        """Remember ``book`` as it is before the import replaces it."""
+        if self._spool is None:
+            self._spool = tempfile.TemporaryFile(prefix="persistence-import-undo-")
+        for line in _lines(book):
+            self._spool.write(serialization.dumps(line, f"{line['kind']} {line['uuid']}") + b"\n")
+        self.replaced.append(book.uuid)
 
-def _books(member: BinaryIO, name: str, checks: dict[str, Any]) -> Iterator[models.LogBook]:
-    """Rebuild logbooks from the records member, checking structure on the way."""
-    book = flow = None
-    lineno = 0
-
-    def bad(why: str) -> CorruptArchive:
-        return CorruptArchive(f"{name}: {RECORDS} line {lineno}: {why}")
-
-    for raw in member:
-        lineno += 1
-        checks["digest"].update(raw)
-        checks["size"] += len(raw)
-        if not raw.endswith(b"\n"):
-            raise bad("truncated record (no end of line)")
-        try:
-            record = serialization.loads(raw, f"{name} line {lineno}")
-        except SerializationError as err:
-            raise bad(str(err)) from err
-        kind = record.get("kind") if isinstance(record, dict) else None
-        if kind not in _KINDS:
-            raise bad(f"unknown record kind {kind!r}")
-        checks["counts"][_COUNT_KEYS[kind]] += 1
-        where = f"{name} line {lineno}"
-        try:
+    def _kept(self) -> Iterator[models.LogBook]:
+        self._spool.seek(0)
+        book = flow = None
+        for raw in self._spool:
+            record = serialization.loads(raw)
+            kind = record["kind"]
             if kind == "logbook":
                 if book is not None:
                     yield book
-                book, flow = serialization.load_logbook(record, where), None
+                book = serialization.load_logbook(record)
             elif kind == "flow":
-                if book is None or record.get("parent_uuid") != book.uuid:
-                    raise bad("flow detail outside of its logbook")
-                flow = serialization.load_flow(record, where)
+                flow = serialization.load_flow(record)
                 book.add(flow)
             else:
-                if flow is None or record.get("parent_uuid") != flow.uuid:
-                    raise bad("atom detail outside of its flow detail")
-                flow.add(serialization.load_atom(record, where))
-        except SerializationError as err:
-            raise bad(str(err)) from err
-    if book is not None:
-        yield book
+                flow.add(serialization.load_atom(record))
+        if book is not None:
+            yield book
+
+    def rollback(self, conn: Connection) -> None:
+        """Delete what was created and restore what was replaced."""
+        if self.pending is not None:
+            # Saved whole or not at all; deleted only if it is the archive's logbook
+            # (not one another writer created meanwhile).
+            with contextlib.suppress(NotFound):
+                found = conn.get_logbook(self.pending.uuid)
+                if logbook_digest(found) == logbook_digest(self.pending):
+                    self.created.append(self.pending.uuid)
+        for uuid in reversed(self.created + self.replaced):
+            with contextlib.suppress(NotFound):
+                conn.destroy_logbook(uuid)
+        if self._spool is not None:
+            for book in self._kept():
+                conn.save_logbook(book)
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
 
 
-def _read(path: str | os.PathLike, verify_only: bool,
-          progress: Progress | None = None) -> Iterator[tuple[Manifest, models.LogBook | None]]:
-    """Stream (manifest, logbook) pairs, then check checksums and counts at the end."""
-    name = os.fspath(path)
-    with _open(path) as (zf, manifest):
-        checks = {"digest": hashlib.sha256(), "size": 0,
-                  "counts": dict.fromkeys(_COUNT_KEYS.values(), 0)}
-        seen: set[str] = set()
-        total = manifest.counts["logbooks"]
-        try:
-            with zf.open(RECORDS) as member:
-                for done, book in enumerate(_books(member, name, checks), 1):
-                    if verify_only:
-                        if book.uuid in seen:
-                            raise CorruptArchive(f"{name}: logbook {book.uuid} appears twice")
-                        seen.add(book.uuid)
-                    yield manifest, book
-                    if progress is not None:
-                        progress("verify" if verify_only else "import", done, total)
-        except KeyError:
-            raise CorruptArchive(f"{name} has no {RECORDS}") from None
-        except _DAMAGED as err:
-            raise CorruptArchive(f"{name} is damaged or truncated: {err}") from err
-        expected = manifest.members[RECORDS]
-        if checks["size"] != expected["size"] or \
-                checks["digest"].hexdigest() != expected["sha256"]:
-            raise CorruptArchive(f"{name}: {RECORDS} does not match the checksum in the "
-                                 f"manifest ({checks['size']} bytes read, "
-                                 f"{expected['size']} expected)")
-        if checks["counts"] != manifest.counts:
-            raise CorruptArchive(f"{name}: the manifest counts {manifest.counts} but the "
-                                 f"archive holds {checks['counts']}")
-        yield manifest, None
+def _note_before(conn: Connection, book: models.LogBook, existing: str, undo: _Undo) -> None:
+    """Tell ``undo`` what writing ``book`` is about to change."""
+    try:
+        before = None if existing == "fail" else conn.get_logbook(book.uuid,
+                                                                  lazy=existing == "skip")
+    except NotFound:
+        before = None
+    if before is None:
+        undo.pending = book   # recorded as created once written (see _Undo.rollback)
+    elif existing == "replace" or (existing == "resume"
+                                   and logbook_digest(before) != logbook_digest(book)):
+        undo.keep(before)
 
 
-def verify_archive(path: str | os.PathLike, progress: Progress | None = None) -> Manifest:
-    """Read the whole archive and check it; CorruptArchive/UnsupportedArchive if unusable."""
-    manifests = [m for m, book in _read(path, verify_only=True, progress=progress)
-                 if book is None]
-    return manifests[0]
+def verify_archive(path: str | os.PathLike, progress: Progress | None = None, *,
+                   limits: Limits | None = None) -> Manifest:
+    """Read the whole archive and check it; ArchiveError (CorruptArchive,
+    UnsupportedArchive) if it cannot be imported.  Memory is bounded by ``limits``."""
+    return scan(path, limits or Limits(), progress)[0]
 
 
 def import_archive(conn: Connection, path: str | os.PathLike, *, existing: str = "fail",
-                   dry_run: bool = False, progress: Progress | None = None) -> MigrationReport:
+                   dry_run: bool = False, progress: Progress | None = None,
+                   atomic: bool = True, limits: Limits | None = None) -> MigrationReport:
     """Verify the archive ``path``, then write its logbooks into ``conn``.
 
     ``existing`` (see :data:`persistence.migrate.EXISTING`) defaults to
     ``fail``: if any logbook of the archive is already in the destination,
     Duplicate is raised and nothing is written.  ``dry_run`` verifies only.
+    With ``atomic`` (the default) a failure while writing puts the destination
+    back as it was (see the module docstring); ``atomic=False`` keeps the
+    logbooks written so far (each is whole), for ``existing="resume"`` to finish.
     """
     if existing not in EXISTING:
         raise ValueError(f"existing must be one of {', '.join(EXISTING)}, not {existing!r}")
-    expected: dict[str, tuple[int, int, str]] = {}
-    for _, book in _read(path, verify_only=True, progress=progress):
-        if book is not None:
-            expected[book.uuid] = (len(book), sum(len(fd) for fd in book),
-                                   logbook_digest(book))
+    limits = limits or Limits()
+    manifest, uuids = scan(path, limits, progress)
     if existing == "fail":
-        refuse_existing(conn, expected)
+        refuse_existing(conn, uuids)
     report = MigrationReport()
     if dry_run:
         return report
-    for _, book in _read(path, verify_only=False, progress=progress):
-        if book is not None:
+    undo = _Undo() if atomic else None
+    expected: dict[str, tuple[int, int, str]] = {}
+    try:
+        for done, book in enumerate(books(path, limits), 1):
+            if undo is not None:
+                _note_before(conn, book, existing, undo)
             outcome = put_logbook(conn, book, existing)
+            if undo is not None and undo.pending is not None:
+                if outcome == CREATED:
+                    undo.created.append(book.uuid)
+                undo.pending = None
             report.count(book, outcome)
-            if outcome == SKIPPED and existing == "skip":
-                del expected[book.uuid]   # kept as it was in the destination
-    verify_logbooks(conn, expected, progress)
+            if not (outcome == SKIPPED and existing == "skip"):   # "skip" keeps what was there
+                expected[book.uuid] = (len(book), sum(len(fd) for fd in book),
+                                       logbook_digest(book))
+            if progress is not None:
+                progress("import", done, manifest.counts["logbooks"])
+        verify_logbooks(conn, expected, progress)
+    except BaseException as err:
+        if undo is not None:
+            try:
+                undo.rollback(conn)
+                err.add_note("the destination was put back as it was before the import")
+            except Exception as failed:
+                err.add_note(f"putting the destination back failed too ({failed}): logbooks "
+                             f"{', '.join((undo.created + undo.replaced)[:5])} may be left "
+                             f"as written")
+        raise
+    finally:
+        if undo is not None:
+            undo.close()
     report.verified = True
     return report

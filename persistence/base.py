@@ -33,12 +33,22 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+def _is_secret(name: str) -> bool:
+    return any(word in name.lower() for word in ("password", "secret", "token", "passwd"))
+
+
 def _convert(name: str, value: Any, kind: Callable[[Any], Any]) -> Any:
     """``value`` of option ``name`` as ``kind``: strings (as parsed from a URI) are
     converted, other values must already have the type (``True`` is no int, 123
     no path); strings never hold NUL."""
     if value is None or kind is object:
         return value
+    if _is_secret(name):
+        try:
+            return _convert("value", value, kind)
+        except ConfigurationError:   # said without the value: it is a secret
+            raise ConfigurationError(f"option {name!r} must be {_KIND_NAMES.get(kind, kind)}"
+                                     f" (its value is not shown)") from None
     if isinstance(value, str) and "\x00" in value:
         raise ConfigurationError(f"option {name!r} must not contain a NUL character")
     if kind is bool and isinstance(value, str):

@@ -726,23 +726,36 @@ def _import_command(subparsers: Any) -> None:
     parser.add_argument("file", metavar="FILE", help="archive written by 'persistence export'")
     _existing(parser, "fail")
     parser.add_argument("--dry-run", action="store_true", help="verify only, write nothing")
+    parser.add_argument("--keep-partial", action="store_true",
+                        help="if writing fails, keep the logbooks written so far (each is "
+                             "whole; re-run with --existing resume to finish) instead of "
+                             "putting the destination back as it was")
+    parser.add_argument("--max-line-bytes", type=int, metavar="N",
+                        default=archive.Limits.line_bytes,
+                        help="refuse an archive with a record longer than N bytes "
+                             "(default: %(default)s)")
     parser.set_defaults(handler=_import)
 
 
 def _import(args: argparse.Namespace, out: Output) -> int:
     try:
+        limits = archive.Limits(line_bytes=args.max_line_bytes)
+    except ValueError as err:
+        raise ConfigurationError(f"--max-line-bytes: {err}") from None
+    # The whole archive is checked before the destination is opened, created or upgraded.
+    with out.progress("logbooks") as progress:
+        manifest = archive.verify_archive(args.file, progress=progress, limits=limits)
+    try:
         with _import_target(args) as conn, out.progress("logbooks") as progress:
-            if conn is None:   # --dry-run into no store: an empty one, nothing to compare
-                archive.verify_archive(args.file, progress=progress)
-                report = None
-            else:
+            report = None
+            if conn is not None:   # None: --dry-run into no store, nothing to compare
                 report = archive.import_archive(conn, args.file, existing=args.existing,
-                                                dry_run=args.dry_run, progress=progress)
+                                                dry_run=args.dry_run, progress=progress,
+                                                atomic=not args.keep_partial, limits=limits)
     except Duplicate as err:
         raise Duplicate(f"{err}; choose what to do with them: --existing resume, skip or "
                         f"replace") from err
     if args.dry_run or report is None:
-        manifest = archive.verify_archive(args.file)
         if args.json:
             out.json({"file": args.file, "valid": True, **manifest.to_dict()})
         else:
@@ -907,7 +920,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     with cli_errors.usage_errors(argv):
         args = build_parser().parse_args(argv)
-    cli_errors.quiet_loggers(args.debug)
+    secrets = cli_errors.secrets_of([*vars(args).values(), os.environ.get(ENV_URI)])
+    cli_errors.quiet_loggers(args.debug, secrets)
     out = Output(use_rich=rich is not None)
     try:
         return args.handler(args, out)
@@ -918,4 +932,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as err:  # one clear line, never a traceback
         return cli_errors.report(args.command, err, debug=args.debug,
                                  as_json=getattr(args, "json", False), stdout=out.stream,
-                                 stderr=out.err)
+                                 stderr=out.err, secrets=secrets)

@@ -15,14 +15,15 @@ import logging
 import re
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn, TextIO
 
 from .exceptions import PersistenceError
-from .uri import mask_password
+from .uri import make_url, mask_password
 
 __all__ = ["OK", "PROBLEMS", "ERROR", "INTERRUPTED", "EXIT_CODES", "describe",
-           "quiet_loggers", "report", "group_problems", "Parser", "usage_errors"]
+           "quiet_loggers", "report", "group_problems", "Parser", "usage_errors",
+           "secrets_of"]
 
 OK, PROBLEMS, ERROR, INTERRUPTED = 0, 1, 2, 130
 #: Every exit code of the command and what it means.
@@ -66,12 +67,40 @@ def usage_errors(argv: list[str]) -> Iterator[None]:
         raise
 
 
-def quiet_loggers(debug: bool) -> None:
-    """Only our error line on stderr: no driver log lines unless ``--debug``."""
+class _MaskingFormatter(logging.Formatter):
+    """Every line ``--debug`` prints (message and traceback) with passwords masked."""
+
+    def __init__(self, fmt: str, secrets: tuple[str, ...]) -> None:
+        super().__init__(fmt)
+        self.secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_password(super().format(record), self.secrets)
+
+
+def secrets_of(values: Iterable[Any]) -> tuple[str, ...]:
+    """The passwords of the URIs among ``values`` (the command's arguments)."""
+    found = []
+    for value in values:
+        if isinstance(value, str) and "://" in value:
+            with contextlib.suppress(Exception):
+                password = make_url(value).password
+                if password:
+                    found.append(password)
+    return tuple(found)
+
+
+def quiet_loggers(debug: bool, secrets: tuple[str, ...] = ()) -> None:
+    """Only our error line on stderr: no driver log lines unless ``--debug``.
+
+    With ``--debug`` every logger prints, through a formatter that masks the
+    passwords of URIs and the ``secrets`` given on the command line.
+    """
     root = logging.getLogger()
     if debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="%(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_MaskingFormatter("%(levelname)s %(name)s: %(message)s", secrets))
+        logging.basicConfig(level=logging.DEBUG, handlers=[handler])
     elif not root.handlers:
         root.addHandler(logging.NullHandler())   # no "last resort" printing either
 
@@ -84,17 +113,20 @@ def describe(err: BaseException) -> str:
             err = orig
     text = _BACKGROUND.sub("", str(err)) or type(err).__name__
     text = _DRIVER_PREFIX.sub("", " ".join(text.split()))
+    for note in getattr(err, "__notes__", None) or ():   # e.g. "the destination was put back"
+        text += f"; {' '.join(str(note).split())}"
     if not isinstance(err, PersistenceError):
         text = f"{type(err).__name__}: {text}"
     return mask_password(text)
 
 
 def report(command: str, err: BaseException, *, debug: bool, as_json: bool,
-           stdout: TextIO, stderr: TextIO) -> int:
+           stdout: TextIO, stderr: TextIO, secrets: tuple[str, ...] = ()) -> int:
     """Print ``err`` as the command's error (also as JSON on stdout with ``--json``)."""
     if debug:
-        print(mask_password("".join(traceback.format_exception(err)).rstrip()), file=stderr)
-    message = describe(err)
+        print(mask_password("".join(traceback.format_exception(err)).rstrip(), secrets),
+              file=stderr)
+    message = mask_password(describe(err), secrets)
     if isinstance(err, KeyboardInterrupt):
         code = INTERRUPTED
         message = "interrupted" + _RESUME.get(command, "")

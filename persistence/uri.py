@@ -8,14 +8,17 @@ never shown: ``repr``/``str`` and :meth:`BackendURL.render` mask it.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from .exceptions import ConfigurationError
 
-__all__ = ["BackendURL", "make_url", "mask_password"]
+__all__ = ["BackendURL", "authority", "make_url", "mask_password"]
 
 _MASK = "***"
+_WHITESPACE = re.compile(r"\s")
 
 
 class BackendURL(NamedTuple):
@@ -92,9 +95,21 @@ def make_url(value: str | BackendURL) -> BackendURL:
         raise ConfigurationError(f"{mask_password(value)!r} is not a backend URI "
                                  f"(expected scheme://..., e.g. 'memory://' or 'sqlite:///x.db')")
     backend, _, driver = parts.scheme.partition("+")
-    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    netloc = authority(value)
+    if any(c.isspace() or not c.isprintable() for c in netloc):
+        # Not echoed: a mask cannot tell where such a password ends in a message.
+        raise ConfigurationError(f"the user, password or host of a {parts.scheme}:// URI "
+                                 f"holds a space or control character: percent-encode it "
+                                 f"(a space is %20)")
+    rest = value[value.find("://") + 3 + len(netloc):].partition("?")[0]
+    if netloc and "@" not in netloc and "@" in rest.partition("#")[0]:
+        # "user:pa/ss@host": a password holding '/' would otherwise read as host:port + path.
+        raise ConfigurationError(f"{mask_password(value)!r} is ambiguous: an '@' after the "
+                                 f"host; percent-encode '/', '?', '#' and '@' in a password "
+                                 f"(%2F, %3F, %23, %40) and '@' in a path (%40)")
+    userinfo, _, hostlist = netloc.rpartition("@")
     username = password = None
-    if userinfo or "@" in parts.netloc:
+    if "@" in netloc:
         user, has_pw, pw = userinfo.partition(":")
         username = urllib.parse.unquote(user)
         password = urllib.parse.unquote(pw) if has_pw else None
@@ -104,8 +119,11 @@ def make_url(value: str | BackendURL) -> BackendURL:
         one = urllib.parse.urlsplit(f"//{item}")
         try:
             port = one.port
-        except ValueError as err:
-            raise ConfigurationError(f"bad port in {mask_password(value)!r}: {err}") from None
+        except ValueError:
+            # Not the ValueError's text: it quotes the "port", which may be a password.
+            raise ConfigurationError(
+                f"bad port in {mask_password(value)!r}: not a number (percent-encode '/', '?', "
+                f"'#' and '@' in a password: %2F, %3F, %23, %40)") from None
         hosts.append((one.hostname or "", port))
     query = tuple(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
     return BackendURL(backend=backend.lower(), driver=driver or None, username=username,
@@ -113,21 +131,50 @@ def make_url(value: str | BackendURL) -> BackendURL:
                       path=urllib.parse.unquote(parts.path), query=query, raw=value)
 
 
-def mask_password(text: str) -> str:
-    """Replace the password of any ``scheme://user:password@`` in ``text``."""
+def authority(uri: str) -> str:
+    """The ``user:password@hosts`` part of ``uri``: up to the first ``/``, ``?`` or ``#``.
+
+    The parser and :func:`mask_password` both split it at its *last* ``@``
+    and the user from the password at the first ``:``, so they agree on
+    what the password is.
+    """
+    start = uri.find("://") + 3
+    ends = [j for j in (uri.find(c, start) for c in "/?#") if j >= 0]
+    return uri[start:min(ends, default=len(uri))]
+
+
+def mask_password(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with the password of every ``scheme://user:password@…`` masked.
+
+    Text may hold a URI anywhere (an error message, a traceback), so the mask
+    takes no chances: from ``://`` to the next whitespace, everything between
+    the first ``:`` and the *last* ``@`` is masked.  That covers what
+    :func:`make_url` calls the password (which never holds whitespace) and
+    anything a laxer parser might, such as a password with an unencoded ``/``.
+    ``secrets`` (e.g. passwords given separately) are masked wherever they occur,
+    raw or percent-encoded.
+    """
     out, start = [], 0
     while True:
         i = text.find("://", start)
         if i < 0:
             out.append(text[start:])
-            return "".join(out)
-        at = text.find("@", i)
-        end = min((j for j in (text.find(c, i + 3) for c in "/?# ") if j >= 0), default=len(text))
-        if 0 <= at < end:
-            colon = text.find(":", i + 3, at)
-            if colon >= 0:
-                out.append(text[start:colon + 1] + _MASK)
-                start = at
-                continue
-        out.append(text[start:i + 3])
-        start = i + 3
+            break
+        token_start = i + 3
+        match = _WHITESPACE.search(text, token_start)
+        token = text[token_start:match.start() if match else len(text)]
+        at = token.rfind("@")
+        colon = token.find(":", 0, at) if at > 0 and not token.startswith("/") else -1
+        if colon >= 0:
+            out.append(text[start:token_start + colon + 1] + _MASK)
+            start = token_start + at
+        else:
+            out.append(text[start:token_start])
+            start = token_start
+    masked = "".join(out)
+    for secret in secrets:
+        if secret:
+            for form in {secret, urllib.parse.quote(secret, safe=""),
+                         urllib.parse.quote_plus(secret, safe="")}:
+                masked = masked.replace(form, _MASK)
+    return masked

@@ -119,8 +119,8 @@ class SQLAlchemyBackend(Backend):
         if scheme.lower().startswith("sqlalchemy+"):
             raw = scheme[len("sqlalchemy+"):] + sep + rest
         try:
-            query = sa.engine.make_url(raw).query
-        except sa.exc.ArgumentError:
+            query = config.parse_url(raw).query
+        except ConfigurationError:
             return {}  # reported with a clear message when the URL is parsed
         driver: dict[str, Any] = {}
         for key, value in query.items():

@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy import pool
 
 from ...exceptions import ConfigurationError, MissingDependency
-from ...uri import mask_password
+from ...uri import make_url, mask_password
 
-__all__ = ["sqlalchemy_url", "create_engine", "setup_connection", "SYNCHRONOUS",
+__all__ = ["parse_url", "sqlalchemy_url", "create_engine", "setup_connection", "SYNCHRONOUS",
            "JOURNAL_MODES", "is_sqlite_memory", "store_identity"]
 
 # Backend or dialect name → the driver we use when the URL names none.
@@ -47,12 +47,32 @@ def _with_default_driver(url: sa.URL) -> sa.URL:
     return url
 
 
-def _parse(raw: str) -> sa.URL:
+def parse_url(raw: str) -> sa.URL:
+    """The SQLAlchemy URL of ``raw``, split by our own URI parser.
+
+    SQLAlchemy's parser splits ``user:p@ss@host`` at the first ``@``, ours at
+    the last; building the URL from our parts keeps one reading of the
+    password everywhere (connecting, masking, messages).
+    """
+    url = make_url(raw)
+    if len(url.hosts) > 1:
+        raise ConfigurationError(f"{mask_password(raw)!r} names {len(url.hosts)} hosts; a SQL "
+                                 f"database URL names one")
+    query: dict[str, Any] = {}
+    for key, value in url.query:
+        if key not in query:
+            query[key] = value
+        else:
+            prev = query[key]
+            query[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+    drivername = url.backend + (f"+{url.driver}" if url.driver else "")
     try:
-        return sa.engine.make_url(raw)
-    except sa.exc.ArgumentError as err:
+        return sa.URL.create(drivername, username=url.username, password=url.password,
+                             host=url.host, port=url.port, database=url.path[1:] or None,
+                             query=query)
+    except (TypeError, ValueError) as err:
         raise ConfigurationError(f"{mask_password(raw)!r} is not a valid SQL database URL: "
-                                 f"{err}") from None
+                                 f"{mask_password(str(err))}") from None
 
 
 def sqlalchemy_url(conf: Mapping[str, Any], options: Mapping[str, Any],
@@ -67,7 +87,7 @@ def sqlalchemy_url(conf: Mapping[str, Any], options: Mapping[str, Any],
             raise ConfigurationError("a 'sqlalchemy://' URL must name the database: "
                                      "'sqlalchemy+postgresql://…', or pass {'connection': "
                                      "'sqlalchemy', 'url': <SQLAlchemy URL>}")
-        url = _parse(raw)
+        url = parse_url(raw)
         # Our own options travel in the query string too; only the rest is the driver's.
         url = url.set(query={k: v for k, v in url.query.items() if k in driver_query})
     else:

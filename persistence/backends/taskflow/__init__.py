@@ -175,7 +175,10 @@ class TaskFlowStoreBackend(Backend):
             raise MissingDependency(f"cannot read {self._location}: {err}; pip install "
                                     f"'persistence[zookeeper]'") from err
         timeout = self._options.get("timeout", 10.0)
+        from ..zookeeper import logfilter
+
         client = KazooClient(hosts=self.hosts, timeout=timeout, auth_data=self._auth)
+        logfilter.install(client.logger)
         try:
             client.start(timeout=timeout)
         except Exception as err:

@@ -32,6 +32,7 @@ from ... import models
 from ...base import translate_errors
 from ...exceptions import ConfigurationError, MissingDependency
 from ...uri import mask_password
+from ..sql.config import parse_url
 from . import convert
 from .errors import NoTaskFlowStore
 from .reader import TaskFlowConnection
@@ -75,10 +76,7 @@ def _sqlite_engine(url: sa.URL, location: str) -> sa.Engine:
 
 def make_engine(uri: str, location: str) -> sa.Engine:
     """A read-only engine on the TaskFlow database at SQLAlchemy URL ``uri``."""
-    try:
-        url = sa.make_url(uri)
-    except sa.exc.ArgumentError as err:
-        raise ConfigurationError(f"{location} is not a database URL: {err}") from None
+    url = parse_url(uri)
     backend = url.get_backend_name()
     if backend == "sqlite":
         return _sqlite_engine(url, location)

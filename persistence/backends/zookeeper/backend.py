@@ -37,6 +37,7 @@ from kazoo.security import CREATOR_ALL_ACL
 from ...base import store_token
 from ...exceptions import ConfigurationError, StorageFailure
 from ...path_based import PathBasedBackend
+from . import logfilter
 from .connection import ZkConnection
 
 __all__ = ["ZkBackend"]
@@ -138,6 +139,7 @@ class ZkBackend(PathBasedBackend):
         self.multi_read = opts.get("multi_read", True)
         if client is not None and not isinstance(client, KazooClient):
             raise TypeError(f"client must be a kazoo KazooClient, not {type(client).__name__}")
+        logfilter.install(client.logger if client is not None else None)
         if client is not None:
             self.hosts = ",".join(_host_port(h, p) for h, p in client.hosts)
         else:
