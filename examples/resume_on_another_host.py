@@ -27,9 +27,9 @@ import time
 import uuid
 
 import persistence
-from persistence.demo import COUNT, build_flow
-from persistence.engine import Engine
 from persistence.exceptions import NotOwner
+from persistence.tools.demo import COUNT, build_flow
+from persistence.tools.engine import Engine
 
 REFUSED = 3
 ENV_BACKEND = "PERSISTENCE_URI"

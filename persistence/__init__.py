@@ -6,12 +6,12 @@ by changing imports.
 """
 
 from . import exceptions, models, states, telemetry
-from .base import Backend, Connection
-from .failure import Failure
-from .loading import available_backends, backend, fetch
-from .models import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
-from .storage import Storage
-from .uri import BackendURL, make_url
+from .backends.base import Backend, Connection
+from .backends.registry import available_backends, backend, fetch
+from .backends.url import BackendURL, make_url
+from .models.failure import Failure
+from .models.records import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
+from .runtime.storage import Storage
 
 __all__ = [
     "fetch", "backend", "available_backends",

@@ -8,12 +8,11 @@ import os
 import zipfile
 
 import pytest
+from persistence.failure import Failure
 
 import persistence
-from persistence import archive, states
+from persistence import states
 from persistence.exceptions import Duplicate, NotFound
-from persistence.failure import Failure
-from persistence.migrate import logbook_digest
 from persistence.models import FlowDetail, LogBook, RetryDetail, TaskDetail
 from persistence.testing._support import same_atom, same_failure
 from persistence.testing.samples import (
@@ -23,6 +22,8 @@ from persistence.testing.samples import (
     make_failure,
     new_uuid,
 )
+from persistence.tools import archive
+from persistence.tools.copy import logbook_digest
 
 
 def rich_book(name: str = "rich ✓") -> LogBook:

@@ -13,10 +13,11 @@ import zipfile
 import pytest
 
 import persistence
-from persistence import archive, migrate
 from persistence.exceptions import StorageFailure
 from persistence.models import LogBook
 from persistence.testing.samples import make_book
+from persistence.tools import archive
+from persistence.tools import copy as migrate
 from tests.test_archive import all_books
 
 MiB = 1024 * 1024

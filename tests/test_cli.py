@@ -16,9 +16,11 @@ import sys
 import pytest
 
 import persistence
-from persistence import _console, cli, states
+from persistence import states
 from persistence.models import FlowDetail, LogBook, TaskDetail
 from persistence.testing.samples import make_failure, new_uuid
+from persistence.tools.cli import app as cli
+from persistence.tools.cli import console as _console
 from tests.test_archive import rich_book
 
 SECRET = "hunter2-s3cret"

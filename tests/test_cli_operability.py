@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import persistence
-from persistence import cli_errors
+from persistence.tools.cli import errors as cli_errors
 from tests.test_cli import SECRET, run
 from tests.test_cli_transfer import _fill
 

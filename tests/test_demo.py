@@ -12,12 +12,14 @@ import subprocess
 import sys
 
 import pytest
+from persistence.atom import Task
 
 import persistence
-from persistence import cli, demo, models, states
-from persistence.atom import Task
-from persistence.engine import RAN, SKIPPED, Engine, plan
+from persistence import models, states
 from persistence.exceptions import NotFound
+from persistence.tools import demo
+from persistence.tools.cli import app as cli
+from persistence.tools.engine import RAN, SKIPPED, Engine, plan
 from tests.conftest import unavailable
 
 ORDER = ["generate", "square", "total", "split", "left", "right", "join"]
@@ -218,7 +220,7 @@ def test_engine_injects_atom_values_persistently():
 
 def test_child_needs_the_backend_in_its_environment(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != demo.ENV_BACKEND}
-    out = subprocess.run([sys.executable, "-m", "persistence.demo", "--flow", "x",
+    out = subprocess.run([sys.executable, "-m", "persistence.tools.demo", "--flow", "x",
                           "--journal", str(tmp_path / "j"), "--report", str(tmp_path / "r")],
                          capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode != 0

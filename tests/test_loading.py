@@ -12,14 +12,9 @@ import pytest
 import persistence
 from persistence.backends.dir import DirBackend
 from persistence.backends.memory import MemoryBackend
-from persistence.exceptions import (
-    ConfigurationError,
-    MissingDependency,
-    NotFound,
-    StorageFailure,
-)
+from persistence.backends.url import make_url, mask_password
+from persistence.exceptions import ConfigurationError, MissingDependency, NotFound, StorageFailure
 from persistence.testing.samples import make_book
-from persistence.uri import make_url, mask_password
 from tests.fixtures.echo_plugin import PLUGIN_MODULE
 
 SECRET = "s3cr3t-Pa55w0rd"  # must never show up in errors, reprs or logs

@@ -12,9 +12,9 @@ import itertools
 import pytest
 
 import persistence
-from persistence import migrate as mig
 from persistence.exceptions import Duplicate, NotFound
 from persistence.testing.samples import new_uuid
+from persistence.tools import copy as mig
 from tests.conftest import contract_backends
 from tests.test_archive import all_books, rich_book, same_books
 

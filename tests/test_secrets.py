@@ -28,9 +28,9 @@ import pytest
 import sqlalchemy as sa
 
 import persistence
-from persistence import cli
+from persistence.backends.url import make_url, mask_password
 from persistence.exceptions import ConfigurationError
-from persistence.uri import make_url, mask_password
+from persistence.tools.cli import app as cli
 from tests.fixtures import _zkserver
 from tests.fixtures.sql import ADMIN_URLS, server_database
 
@@ -236,7 +236,7 @@ def test_zookeeper_credentials_never_show(all_logs, zookeeper_hosts, zookeeper_a
 
 @pytest.mark.parametrize("password", [123456789, "Hunter2x\x00Zq9Wv7-k"])
 def test_a_password_option_of_the_wrong_kind_is_refused_without_its_value(password):
-    from persistence.loading import fetch
+    from persistence.backends.registry import fetch
     with pytest.raises(ConfigurationError, match="'password' must be a string") as err:
         fetch({"connection": "zookeeper", "hosts": "127.0.0.1:1", "username": "bob",
                "password": password})

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 
 import pytest
+from persistence.atom import Retry, Task
+from persistence.storage import Storage
 
 import persistence
 from persistence import states
-from persistence.atom import Retry, Task
 from persistence.exceptions import Conflict, FingerprintError
-from persistence.listeners import Change
 from persistence.models import FlowDetail, LogBook
-from persistence.staleness import META_FINGERPRINT, digest
-from persistence.storage import Storage
+from persistence.runtime.listeners import Change
+from persistence.runtime.staleness import META_FINGERPRINT, digest
 from persistence.testing.samples import new_uuid
 
 
@@ -231,7 +231,7 @@ def test_a_raising_listener_is_logged_and_the_write_stands(store, caplog):
 
     storage.add_listener(broken)
     storage.add_listener(after.append)
-    with caplog.at_level(logging.ERROR, logger="persistence.listeners"):
+    with caplog.at_level(logging.ERROR, logger="persistence.runtime.listeners"):
         storage.save("a", 1)
     assert "listener bug" in caplog.text
     assert [c.field for c in after] == ["state", "results"]

@@ -14,14 +14,15 @@ import sys
 import time
 
 import pytest
+from persistence.atom import Task
+from persistence.storage import Storage
 
 import persistence
-from persistence import demo, states, telemetry
-from persistence.atom import Task
-from persistence.engine import Engine
+from persistence import states, telemetry
 from persistence.exceptions import Conflict, StorageFailure
 from persistence.models import FlowDetail, LogBook
-from persistence.storage import Storage
+from persistence.tools import demo
+from persistence.tools.engine import Engine
 
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402

@@ -18,6 +18,7 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from persistence.failure import Failure
 
 import persistence
 from persistence import states
@@ -28,7 +29,6 @@ from persistence.exceptions import (
     NotFound,
     StorageFailure,
 )
-from persistence.failure import Failure
 from persistence.models import FlowDetail, LogBook, RetryDetail, TaskDetail
 
 GOOD = {"name": "n", "uuid": "u-1"}

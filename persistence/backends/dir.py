@@ -34,12 +34,12 @@ from typing import Any
 import cachetools
 import fasteners
 
-from .. import history
-from ..base import store_token
 from ..exceptions import ConfigurationError, NotFound, SerializationError, StorageFailure
-from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
-from ..path_lifecycle import HISTORY_PREFIX
+from ..models import history
+from .base import store_token
 from .dirfiles import RECORD, STAGING_PREFIX, Transaction, last_line, remove_tree
+from .pathbased.connection import PathBasedBackend, PathBasedConnection, next_revision
+from .pathbased.lifecycle import HISTORY_PREFIX
 
 __all__ = ["STAGING_PREFIX", "DirBackend", "DirConnection", "default_path"]
 

@@ -18,11 +18,11 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from .. import history
 from ..exceptions import NotFound
-from ..path_based import PathBasedBackend, PathBasedConnection, next_revision
-from ..path_lifecycle import HISTORY_PREFIX
+from ..models import history
 from .fakefs import FakeFilesystem
+from .pathbased.connection import PathBasedBackend, PathBasedConnection, next_revision
+from .pathbased.lifecycle import HISTORY_PREFIX
 
 __all__ = ["FakeFilesystem", "MemoryBackend", "MemoryConnection"]
 

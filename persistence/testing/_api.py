@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from .. import states
 from ..exceptions import NotFound
-from ..models import FlowDetail, LogBook, RetryDetail, TaskDetail
+from ..models import states
+from ..models.records import FlowDetail, LogBook, RetryDetail, TaskDetail
 from ._support import reopen, same_atom, same_book, same_flow
 from .samples import make_book, new_uuid
 

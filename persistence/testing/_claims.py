@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from .. import states
-from ..base import Backend
-from ..claims import Claim
+from ..backends.base import Backend
 from ..exceptions import Conflict, NotFound, NotOwner, PersistenceError
-from ..models import TaskDetail
+from ..models import states
+from ..models.claim import Claim
+from ..models.records import TaskDetail
 from ._support import reopen
 from .samples import make_book, new_uuid
 

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from .. import states
-from ..atom import Task
+from ..backends.shared import FORKED_FROM
 from ..exceptions import Conflict, NotFound, SerializationError
-from ..history import FORK, RESTORE, WRITE
-from ..lifecycle import FORKED_FROM
-from ..models import FlowDetail, LogBook, RetryDetail, TaskDetail
-from ..storage import Storage
+from ..models import states
+from ..models.history import FORK, RESTORE, WRITE
+from ..models.records import FlowDetail, LogBook, RetryDetail, TaskDetail
+from ..runtime.atom import Task
+from ..runtime.storage import Storage
 from ._support import reopen, same_flow
 from .samples import make_failure, new_uuid
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from .. import states
 from ..exceptions import Conflict, NotFound, SerializationError, StorageFailure
-from ..models import FlowDetail, LogBook, TaskDetail
+from ..models import states
+from ..models.records import FlowDetail, LogBook, TaskDetail
 from ._support import reopen, same_atom, same_book, same_flow
 from .samples import make_book, new_uuid
 

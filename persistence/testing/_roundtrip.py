@@ -6,9 +6,9 @@ import datetime
 
 import pytest
 
-from .. import states
-from ..failure import Failure, WrappedFailure
-from ..models import FlowDetail, LogBook, RetryDetail, TaskDetail
+from ..models import states
+from ..models.failure import Failure, WrappedFailure
+from ..models.records import FlowDetail, LogBook, RetryDetail, TaskDetail
 from ._support import reopen, same_atom, same_book, same_failure, same_flow, same_value
 from .samples import FALSY_RESULTS, UNICODE_RESULT, SampleError, fixed_time, make_failure, new_uuid
 

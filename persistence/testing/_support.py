@@ -6,9 +6,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from ..base import Backend, Connection
-from ..failure import Failure
-from ..models import AtomDetail, FlowDetail, LogBook, RetryDetail
+from ..backends.base import Backend, Connection
+from ..models.failure import Failure
+from ..models.records import AtomDetail, FlowDetail, LogBook, RetryDetail
 
 ATOM_FIELDS = ("name", "uuid", "state", "intention", "results", "revert_results", "version")
 

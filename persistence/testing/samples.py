@@ -11,9 +11,9 @@ import datetime
 import uuid
 from typing import Any
 
-from .. import states
-from ..failure import Failure
-from ..models import FlowDetail, LogBook, RetryDetail, TaskDetail
+from ..models import states
+from ..models.failure import Failure
+from ..models.records import FlowDetail, LogBook, RetryDetail, TaskDetail
 
 __all__ = ["SampleError", "make_failure", "new_uuid", "make_book", "UNICODE_RESULT",
            "FALSY_RESULTS", "fixed_time"]

@@ -21,6 +21,7 @@ import pytest
 import persistence
 from persistence import states
 from persistence.exceptions import NotFound
+from persistence.models import encoding
 from persistence.testing._support import same_atom, same_book
 
 pytest.importorskip("kazoo")
@@ -123,8 +124,8 @@ def test_killed_save_exposes_nothing_incomplete(zookeeper_backend_factory, zooke
     with be.get_connection() as conn:
         same_book(conn.get_logbook(expected.uuid), again)
     if phase == "atoms":
-        record = len(persistence.serialization.encode_record(
-            persistence.serialization.atom_record(next(iter(fd)), None), next(iter(fd))))
+        record = len(encoding.encode_record(
+            encoding.atom_record(next(iter(fd)), None), next(iter(fd))))
         per_atom = -(-record // SMALL["chunk_size"])
         parts = sum(len(zookeeper_admin.get_children(f"{atom_dir}/{ad.uuid}/.chunks"))
                     for ad in fd)

@@ -8,8 +8,8 @@ start).  It answers JSON lines on stdin/stdout:
 ``{"cmd": "run", ...}``  → ``{"pid": N}``   (arguments: see :func:`run_engine`)
 ``{"cmd": "wait", "pid": N}`` → ``{"pid": N, "code": C, "signal": S}``
 
-The engine process runs the demo flow (:func:`persistence.demo.build_flow`)
-with :class:`persistence.engine.Engine` as the flow's claimed owner; every
+The engine process runs the demo flow (:func:`persistence.tools.demo.build_flow`)
+with :class:`persistence.tools.engine.Engine` as the flow's claimed owner; every
 task start is appended to a journal (task name and pid) before it runs.
 Exit codes: 0 the flow finished; 3 another engine owns the flow (NotOwner or
 Conflict: a clean refusal); anything else is a failure.
@@ -30,10 +30,10 @@ import kazoo.client  # noqa: F401 - imported before forking, so runs start fast
 import psycopg  # noqa: F401
 import sqlalchemy  # noqa: F401
 
-from persistence import loading
-from persistence.demo import build_flow
-from persistence.engine import Engine
+from persistence.backends import registry as loading
 from persistence.exceptions import Conflict, NotOwner
+from persistence.tools.demo import build_flow
+from persistence.tools.engine import Engine
 
 REFUSED = 3
 

@@ -118,7 +118,7 @@ def test_a_wrapped_backend_is_left_open_for_its_owner():
 
 def test_without_taskflow_the_plugin_says_which_extra_to_install():
     code = ("import sys; sys.modules['taskflow'] = None\n"
-            "import persistence, persistence.cli\n"       # the rest needs no TaskFlow
+            "import persistence, persistence.tools.cli.app\n"       # the rest needs no TaskFlow
             "from persistence.exceptions import MissingDependency\n"
             "try:\n"
             "    import persistence.integrations.taskflow\n"

@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis
-
 from persistence.base import translate_errors
 
 try:
@@ -35,8 +34,9 @@ try:
 except ImportError:  # a persistence from before store tokens: one token per instance
     def store_token(identity: str | None) -> object:
         return object()
-from persistence.exceptions import ConfigurationError, Conflict, NotFound
 from persistence.path_based import PathBasedBackend, PathBasedConnection, next_revision
+
+from persistence.exceptions import ConfigurationError, Conflict, NotFound
 
 __all__ = ["RedisBackend", "RedisConnection"]
 

@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 import tenacity
 
-from ...base import URL_KEYS, Backend, store_token
 from ...exceptions import ConfigurationError
-from ...uri import mask_password
+from ..base import URL_KEYS, Backend, store_token
+from ..url import mask_password
 from . import config
 from .errors import Transient
 from .statements import RawStatement

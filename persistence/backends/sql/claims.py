@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from ... import claims
-from ...claims import Claim
 from ...exceptions import NotFound
-from ...path_based import check_component
+from ...models import claim as claims
+from ...models.claim import Claim
+from ..pathbased.connection import check_component
 from .tables import claims as table
 
 if TYPE_CHECKING:

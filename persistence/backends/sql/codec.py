@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ... import models, serialization
 from ...exceptions import SerializationError
-from ...fields import stored_name
-from ...path_based import check_component
+from ...models import encoding as serialization
+from ...models import records as models
+from ...models.fields import stored_name
+from ..pathbased.connection import check_component
 
 __all__ = ["book_params", "flow_params", "atom_params", "split_large", "too_large", "load_book",
            "load_flow", "load_atom", "join_chunks", "LARGE_FIELDS"]

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import pool
 
 from ...exceptions import ConfigurationError, MissingDependency
-from ...uri import make_url, mask_password
+from ..url import make_url, mask_password
 
 __all__ = ["parse_url", "sqlalchemy_url", "create_engine", "setup_connection", "SYNCHRONOUS",
            "JOURNAL_MODES", "is_sqlite_memory", "store_identity"]

@@ -27,9 +27,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from ... import models, telemetry
-from ...base import Connection
 from ...exceptions import NotFound, StorageFailure
-from ...path_based import check_component
+from ..base import Connection
+from ..pathbased.connection import check_component
 from . import codec, migrate
 from .claims import SQLClaims
 from .lifecycle import HISTORY_FROM_ATOM, UPDATE_LOGGED_PG, SQLLifecycle

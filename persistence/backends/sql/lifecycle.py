@@ -16,9 +16,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ... import history, lifecycle, models, states
 from ...exceptions import NotFound
-from ...path_based import check_component
+from ...models import history, states
+from ...models import records as models
+from .. import shared as lifecycle
+from ..pathbased.connection import check_component
 from . import codec
 from .statements import ATOMS, BOOK_COLUMNS, FLOW_COLUMNS, FLOWS
 from .tables import atomdetails, flowdetails, logbooks, snapshot_chunks, snapshots

@@ -31,9 +31,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from ...base import Backend
 from ...exceptions import ConfigurationError, MissingDependency, StorageFailure
-from ...uri import make_url, mask_password
+from ..base import Backend
+from ..url import make_url, mask_password
 from .errors import NoTaskFlowStore, ReadOnlyStore, TaskFlowRecordError
 from .reader import TaskFlowConnection
 

@@ -27,8 +27,9 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from ... import models, states
-from ...failure import Failure
+from ...models import records as models
+from ...models import states
+from ...models.failure import Failure
 from .errors import TaskFlowRecordError
 
 __all__ = ["Where", "decode_json", "logbook", "flow", "atom", "failure", "when"]

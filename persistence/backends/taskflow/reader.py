@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from ... import models
-from ...base import Backend, Connection
 from ...exceptions import NotFound
+from ..base import Backend, Connection
 from .errors import ReadOnlyStore
 
 __all__ = ["TaskFlowConnection"]

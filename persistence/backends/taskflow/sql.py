@@ -29,10 +29,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from ... import models
-from ...base import translate_errors
 from ...exceptions import ConfigurationError, MissingDependency
-from ...uri import mask_password
+from ..base import translate_errors
 from ..sql.config import parse_url
+from ..url import mask_password
 from . import convert
 from .errors import NoTaskFlowStore
 from .reader import TaskFlowConnection

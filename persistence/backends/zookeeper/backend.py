@@ -34,9 +34,9 @@ from kazoo.exceptions import (
 from kazoo.protocol.states import KazooState
 from kazoo.security import CREATOR_ALL_ACL
 
-from ...base import store_token
 from ...exceptions import ConfigurationError, StorageFailure
-from ...path_based import PathBasedBackend
+from ..base import store_token
+from ..pathbased.connection import PathBasedBackend
 from . import logfilter
 from .connection import ZkConnection
 

@@ -21,9 +21,9 @@ from kazoo.protocol import serialization as proto
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from ... import claims
-from ...claims import Claim
 from ...exceptions import NotFound, SerializationError, StorageFailure
+from ...models import claim as claims
+from ...models.claim import Claim
 
 if TYPE_CHECKING:
     from .backend import ZkBackend

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from kazoo.exceptions import NoNodeError, UnimplementedError
 
-from ... import history, models
 from ...exceptions import NotFound, SerializationError, StorageFailure
-from ...path_based import PathBasedConnection
-from ...path_lifecycle import HISTORY_PREFIX
+from ...models import history
+from ...models import records as models
+from ..pathbased.connection import PathBasedConnection
+from ..pathbased.lifecycle import HISTORY_PREFIX
 from . import chunks, writes
 from .claims import ZkClaims
 from .multiread import GET_CHILDREN, GET_DATA, MultiRead, batches

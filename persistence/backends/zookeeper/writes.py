@@ -50,8 +50,9 @@ from kazoo.exceptions import (
 from kazoo.protocol import serialization as proto
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from ... import history, telemetry
+from ... import telemetry
 from ...exceptions import Conflict, NotFound, StorageFailure
+from ...models import history
 from . import chunks
 from .multiread import GET_CHILDREN, GET_DATA
 

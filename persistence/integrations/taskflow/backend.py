@@ -23,10 +23,10 @@ from typing import Any
 from taskflow.persistence import base as tf_base
 from taskflow.utils import misc as tf_misc
 
-from ...base import Backend
+from ...backends.base import Backend
+from ...backends.registry import fetch
+from ...backends.url import mask_password
 from ...exceptions import ConfigurationError
-from ...loading import fetch
-from ...uri import mask_password
 from .connection import TaskFlowConnection
 from .errors import translated
 

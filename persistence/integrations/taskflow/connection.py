@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskflow.persistence import base as tf_base
 
-from ...base import Connection
+from ...backends.base import Connection
 from . import convert, writes
 from .errors import translated
 

@@ -20,8 +20,8 @@ from typing import Any
 from taskflow.persistence import models as tf_models
 from taskflow.types import failure as tf_failure
 
-from ... import models
-from ...failure import Failure
+from ...models import records as models
+from ...models.failure import Failure
 
 __all__ = [
     "failure_from_taskflow", "failure_to_taskflow",

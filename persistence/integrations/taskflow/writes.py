@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ... import models
-from ...base import Connection
+from ...backends.base import Connection
 from ...exceptions import Conflict, NotFound
+from ...models import records as models
 from . import convert, lineage
 
 __all__ = ["save_logbook", "update_flow_details", "update_atom_details", "binder"]

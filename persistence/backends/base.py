@@ -1,0 +1,345 @@
+"""The contract every backend implements: a :class:`Backend` and its :class:`Connection`.
+
+A backend is configured once (from a dict or URI, see :func:`persistence.fetch`)
+and hands out connections; a connection saves and loads logbooks, flow details
+and atom details.  Third-party backends subclass both and publish the backend
+class under the ``persistence.backends`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import datetime
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .. import telemetry
+from ..exceptions import ConfigurationError, PersistenceError, StorageFailure
+from ..models import records as models
+from ..models.claim import DEFAULT_TTL, Claim
+from . import shared as lifecycle
+
+if TYPE_CHECKING:
+    from ..models.history import HistoryEntry, Snapshot
+
+__all__ = ["Backend", "Connection", "translate_errors", "store_token", "URL_KEYS"]
+
+# Keys that fetch() derives from a URI; a backend that does not use one of
+# them does not treat it as an unknown option.
+URL_KEYS = frozenset({"connection", "host", "port", "username", "password", "path",
+                      "hosts", "driver"})
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _is_secret(name: str) -> bool:
+    return any(word in name.lower() for word in ("password", "secret", "token", "passwd"))
+
+
+def _convert(name: str, value: Any, kind: Callable[[Any], Any]) -> Any:
+    """``value`` of option ``name`` as ``kind``: strings (as parsed from a URI) are
+    converted, other values must already have the type (``True`` is no int, 123
+    no path); strings never hold NUL."""
+    if value is None or kind is object:
+        return value
+    if _is_secret(name):
+        try:
+            return _convert("value", value, kind)
+        except ConfigurationError:   # said without the value: it is a secret
+            raise ConfigurationError(f"option {name!r} must be {_KIND_NAMES.get(kind, kind)}"
+                                     f" (its value is not shown)") from None
+    if isinstance(value, str) and "\x00" in value:
+        raise ConfigurationError(f"option {name!r} must not contain a NUL character")
+    if kind is bool and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE | _FALSE:
+            return lowered in _TRUE
+        raise ConfigurationError(f"option {name!r} must be a boolean "
+                                 f"(true/false/1/0), not {value!r}")
+    if kind in (bool, int, float, str):
+        allowed = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}[kind]
+        if isinstance(value, str) and kind is not str:
+            try:
+                return kind(value.strip())
+            except ValueError:
+                raise ConfigurationError(f"option {name!r} must be {_KIND_NAMES[kind]}, "
+                                         f"not {value!r}") from None
+        if not isinstance(value, allowed) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigurationError(f"option {name!r} must be {_KIND_NAMES[kind]}, not "
+                                     f"{type(value).__name__} {value!r:.60}")
+        return kind(value)
+    if isinstance(value, kind if isinstance(kind, type) else ()):
+        return value
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigurationError(f"option {name!r} has an invalid value {value!r}: {err}") from err
+
+
+_KIND_NAMES = {bool: "a boolean (true/false/1/0)", int: "an integer", float: "a number",
+               str: "a string"}
+
+
+class Backend(abc.ABC):
+    """Base class of persistence backends.
+
+    Subclasses list the options they accept in ``OPTIONS`` (name → type, used
+    to convert string values from URI query strings); any other key in the
+    configuration is reported by name as a :class:`ConfigurationError`.
+    """
+
+    OPTIONS: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+
+    def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
+        if conf is not None and not isinstance(conf, Mapping):
+            raise TypeError(f"backend configuration must be a mapping, not {type(conf).__name__}")
+        self._conf = dict(conf or {})
+        self._options = self._parse_options(self._conf)
+
+    @classmethod
+    def _parse_options(cls, conf: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = sorted(k for k in conf if k not in cls.OPTIONS and k not in URL_KEYS)
+        if unknown:
+            known = ", ".join(sorted(cls.OPTIONS)) or "none"
+            raise ConfigurationError(
+                f"unknown option(s) {', '.join(map(repr, unknown))} for backend "
+                f"{cls.__name__}; known options: {known}")
+        return {name: _convert(name, conf[name], kind)
+                for name, kind in cls.OPTIONS.items() if name in conf}
+
+    @property
+    def conf(self) -> dict[str, Any]:
+        """The configuration this backend was built from (may hold secrets: never log it)."""
+        return self._conf
+
+    @abc.abstractmethod
+    def get_connection(self) -> Connection:
+        """A connection to this backend; close it when done."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release everything the backend holds (pools, clients, locks)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Connection(abc.ABC):
+    """Base class of backend connections: saves and loads the model objects."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every backend's operations get spans and metrics (see persistence.telemetry)."""
+        super().__init_subclass__(**kwargs)
+        telemetry.instrument(cls, telemetry.WRITES | telemetry.READS)
+
+    @property
+    @abc.abstractmethod
+    def backend(self) -> Backend:
+        """The backend this connection belongs to."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close this connection (the backend stays usable)."""
+
+    @abc.abstractmethod
+    def upgrade(self) -> None:
+        """Bring the backend's schema or layout up to date; a no-op when it is."""
+
+    @abc.abstractmethod
+    def validate(self) -> None:
+        """Check the backend is usable; raise StorageFailure saying why if not."""
+
+    @abc.abstractmethod
+    def clear_all(self) -> None:
+        """Delete every logbook, flow detail and atom detail."""
+
+    @abc.abstractmethod
+    def save_logbook(self, book: models.LogBook) -> models.LogBook:
+        """Create or merge ``book`` with everything in it; return the stored version."""
+
+    @abc.abstractmethod
+    def update_flow_details(self, flow_detail: models.FlowDetail) -> models.FlowDetail:
+        """Save a flow detail whose logbook was saved before (else NotFound), and its atoms."""
+
+    @abc.abstractmethod
+    def update_atom_details(self, atom_detail: models.AtomDetail) -> models.AtomDetail:
+        """Save an atom detail whose flow detail was saved before (else NotFound)."""
+
+    @abc.abstractmethod
+    def destroy_logbook(self, book_uuid: str) -> None:
+        """Delete a logbook and everything in it; NotFound if there is none."""
+
+    @abc.abstractmethod
+    def get_logbook(self, book_uuid: str, lazy: bool = False) -> models.LogBook:
+        """Load a logbook; with ``lazy=True`` without its flow details."""
+
+    @abc.abstractmethod
+    def get_logbooks(self, lazy: bool = False) -> Iterator[models.LogBook]:
+        """Every logbook (``lazy=True``: without their flow details)."""
+
+    @abc.abstractmethod
+    def get_flows_for_book(self, book_uuid: str, lazy: bool = False) -> Iterator[models.FlowDetail]:
+        """The flow details of a logbook; NotFound if the logbook does not exist."""
+
+    @abc.abstractmethod
+    def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> models.FlowDetail:
+        """Load a flow detail; with ``lazy=True`` without its atom details."""
+
+    @abc.abstractmethod
+    def get_atom_details(self, ad_uuid: str) -> models.AtomDetail:
+        """Load one atom detail."""
+
+    @abc.abstractmethod
+    def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
+        """The atom details of a flow detail; NotFound if the flow does not exist."""
+
+    # -- flow ownership (see persistence.claims) -------------------------------
+    def claim_flow(self, flow_uuid: str, owner: str, ttl: float = DEFAULT_TTL) -> Claim:
+        """Make ``owner`` the owner of a flow detail for ``ttl`` seconds and return the
+        claim.  NotOwner if another owner's claim is live; an expired one is taken
+        over (recorded in :attr:`Claim.taken_over_from`); NotFound if no such flow."""
+        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+
+    def renew_claim(self, flow_uuid: str, owner: str, ttl: float | None = None) -> Claim:
+        """Extend ``owner``'s claim to ``ttl`` seconds from now (default: its ttl);
+        NotOwner unless ``owner`` still holds it."""
+        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+
+    def release_flow(self, flow_uuid: str, owner: str) -> None:
+        """Give up ``owner``'s claim (nothing if there is none); NotOwner if another
+        owner holds it."""
+        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+
+    def get_claim(self, flow_uuid: str) -> Claim | None:
+        """The live claim on a flow detail, or None if nobody holds one."""
+        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+
+    # -- history, snapshots, summaries, listings, retention -------------------
+    # Defaults work on any backend through the methods above (or say that the
+    # backend cannot do it); built-in backends answer them where the data lives.
+
+    #: Who writes through this connection (e.g. an engine or worker id); recorded
+    #: in history entries.  ``Storage(owner=...)`` sets it.
+    owner: str | None = None
+
+    def get_history(self, uuid: str | None = None, flow_uuid: str | None = None,
+                    since: datetime.datetime | None = None,
+                    limit: int | None = None) -> list[HistoryEntry]:
+        """History entries, oldest first: of one record (``uuid``: a flow or atom
+        detail), of a flow and its atoms (``flow_uuid``), or of everything;
+        only those at or after ``since``; at most ``limit``."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep history")
+
+    def snapshot_flow(self, flow_uuid: str, label: str | None = None) -> Snapshot:
+        """Store an immutable copy of a flow detail and its atom details; return it."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+
+    def list_snapshots(self, flow_uuid: str | None = None) -> list[Snapshot]:
+        """Snapshots (of one flow detail, or all), oldest first, without their contents."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+
+    def get_snapshot(self, snapshot_id: str) -> Snapshot:
+        """A snapshot with its flow detail (``.flow``); NotFound if there is none."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+
+    def restore_flow(self, snapshot_id: str) -> models.FlowDetail:
+        """Put a flow detail back as its snapshot holds it (atoms added since are
+        removed), in one transaction recorded in history; return it as stored."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+
+    def fork_flow(self, flow_uuid: str, from_atoms: Iterable[str] = (),
+                  name: str | None = None) -> models.FlowDetail:
+        """A new flow detail in the same logbook: the atoms named in ``from_atoms``
+        (list what they depend on too) keep their stored results, every other atom
+        is reset to PENDING, so an engine re-runs only from there."""
+        fork = lifecycle.fork_detail(self.get_flow_details(flow_uuid), from_atoms, name)
+        book = self.get_logbook(lifecycle.find_book(self, flow_uuid), lazy=True)
+        book.add(fork)
+        self.save_logbook(book)
+        return fork
+
+    def summary(self, flow_uuid: str) -> lifecycle.FlowSummary:
+        """Atom counts by state, failures and last change of a flow detail."""
+        fd = self.get_flow_details(flow_uuid)
+        return lifecycle.summarize(fd, fd, None)
+
+    def count_atoms(self, flow_uuid: str, states: str | Iterable[str] | None = None) -> int:
+        """How many atom details a flow detail has (in one of ``states``, if given)."""
+        return lifecycle.count_atoms(self, flow_uuid, states)
+
+    def list_logbooks(self, name: str | None = None,
+                      updated_since: datetime.datetime | None = None,
+                      updated_before: datetime.datetime | None = None,
+                      limit: int | None = None, offset: int | None = None
+                      ) -> list[models.LogBook]:
+        """Logbooks without their flow details, newest first (by last save), filtered
+        by exact ``name`` and save time (``updated_since`` <= t < ``updated_before``)."""
+        return lifecycle.list_logbooks(self, name, updated_since, updated_before, limit, offset)
+
+    def count_logbooks(self, name: str | None = None,
+                       updated_since: datetime.datetime | None = None,
+                       updated_before: datetime.datetime | None = None) -> int:
+        """How many logbooks :meth:`list_logbooks` would list without a limit."""
+        return len(lifecycle.list_logbooks(self, name, updated_since, updated_before,
+                                           None, None))
+
+    def list_flow_details(self, state: str | Iterable[str] | None = None,
+                          logbook: str | None = None, limit: int | None = None,
+                          offset: int | None = None) -> list[models.FlowDetail]:
+        """Flow details without their atoms, newest first, in ``state`` (one or
+        several) and in logbook ``logbook`` if given."""
+        return lifecycle.list_flow_details(self, state, logbook, limit, offset)
+
+    def purge(self, finished_before: datetime.datetime,
+              states: Iterable[str] = lifecycle.FINISHED, batch_size: int = 100,
+              dry_run: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> lifecycle.PurgeReport:
+        """Delete whole logbooks last changed before ``finished_before`` whose flow
+        details are all in ``states``, ``batch_size`` logbooks per transaction;
+        return what was deleted (with ``dry_run``: what would be, deleting nothing).
+        ``progress(done, total)`` is called after each batch (``total``: the
+        logbooks that qualified when the purge started)."""
+        return lifecycle.purge(self, finished_before, states, batch_size, dry_run, progress)
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def translate_errors(what: str, driver_errors: type[BaseException] | tuple = Exception,
+                     describe: Callable[[BaseException], str] = str) -> Iterator[None]:
+    """Turn a driver error raised inside the block into a StorageFailure.
+
+    Errors of this library pass through untouched; the driver's exception is
+    kept as ``__cause__``.  ``describe`` renders the driver error and must not
+    include secrets.
+    """
+    try:
+        yield
+    except PersistenceError:
+        raise
+    except driver_errors as err:
+        raise StorageFailure(f"failed to {what}: {describe(err)}") from err
+
+
+def store_token(identity: str | None) -> object:
+    """The token a backend stamps on the records it loads and saves (``_token``).
+
+    A record carrying a backend's token came from the same *store* (not only
+    the same backend object): its writes are conditional on its revision and,
+    when unchanged, can be skipped.  Backend instances of one process that
+    name the same store with the same ``identity`` share the token; ``None``
+    (a store nothing else can reach, like a private in-memory one) gets a
+    token of its own.
+    """
+    return object() if identity is None else sys.intern("persistence-store:" + identity)
+

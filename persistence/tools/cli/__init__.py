@@ -1,0 +1,5 @@
+"""The ``persistence`` command (console script ``persistence.tools.cli:main``)."""
+
+from .app import main
+
+__all__ = ["main"]
