@@ -25,6 +25,8 @@ done
 
 echo "== ruff"
 .venv/bin/ruff check persistence tests $(ls -d bench examples 2>/dev/null)
+echo "== import-linter (layers, independence, no cycles: see doc/architecture.rst)"
+.venv/bin/lint-imports
 echo "== pytest"
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest "$@"

@@ -13,16 +13,14 @@ import contextlib
 import datetime
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .. import telemetry
 from ..exceptions import ConfigurationError, PersistenceError, StorageFailure
 from ..models import records as models
 from ..models.claim import DEFAULT_TTL, Claim
+from ..models.history import HistoryEntry, Snapshot
 from . import shared as lifecycle
-
-if TYPE_CHECKING:
-    from ..models.history import HistoryEntry, Snapshot
 
 __all__ = ["Backend", "Connection", "translate_errors", "store_token", "URL_KEYS"]
 
@@ -122,6 +120,27 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release everything the backend holds (pools, clients, locks)."""
+
+    #: Whether :meth:`upgrade_script` can print the schema upgrade instead of
+    #: running it (SQL backends: Alembic's offline mode).
+    supports_upgrade_script: ClassVar[bool] = False
+
+    def store_exists(self) -> bool | None:
+        """Whether a persistence store is where this backend points, found out
+        without creating anything (read-only tools check before opening one);
+        None when this backend cannot tell."""
+        return None
+
+    def schema_revision(self) -> str | None:
+        """The versioned schema migration the store is at; None for an empty
+        store or a backend whose layout is not versioned."""
+        return None
+
+    def upgrade_script(self, start: str | None) -> str:
+        """The statements that bring the schema from migration ``start``
+        (None or ``'base'``: an empty store) to the newest, without running them.
+        Only where :attr:`supports_upgrade_script` is true."""
+        raise PersistenceError(f"{type(self).__name__} has no schema script to print")
 
     def __enter__(self) -> Backend:
         return self

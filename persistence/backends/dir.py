@@ -130,6 +130,10 @@ class DirBackend(PathBasedBackend):
     def get_connection(self) -> DirConnection:
         return DirConnection(self)
 
+    def store_exists(self) -> bool:
+        """Whether the ``books`` directory exists (looked at, nothing locked or made)."""
+        return os.path.isdir(os.path.join(self.path, "books"))
+
     def close(self) -> None:
         if self.file_cache is not None:
             with self._cache_lock:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid as _uuid
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .dir import DirConnection
+from typing import Any, Protocol
 
 __all__ = ["RECORD", "STAGING_PREFIX", "Transaction", "last_line", "remove_tree",
            "write_file"]
@@ -29,6 +26,13 @@ def _fsync_dir(path: str) -> None:
     finally:
         os.close(fd)
 
+
+
+class FileMapper(Protocol):
+    """What a transaction needs of the dir connection applying it."""
+
+    def _fs(self, path: str) -> str:
+        """The file system path of a store path."""
 
 class Transaction:
     """Buffered writes, applied in order at commit; directories fsynced once each.
@@ -75,7 +79,7 @@ class Transaction:
             plan.extend(due.pop(i, ()))
         return plan
 
-    def apply(self, conn: DirConnection) -> None:
+    def apply(self, conn: FileMapper) -> None:
         dirty_dirs: set[str] = set()
         for op, path, data in self._plan():
             target = conn._fs(path)

@@ -38,6 +38,10 @@ class MemoryBackend(PathBasedBackend):
     def get_connection(self) -> MemoryConnection:
         return MemoryConnection(self)
 
+    def store_exists(self) -> bool:
+        """A fresh memory store is an empty one, never a missing one."""
+        return True
+
     def close(self) -> None:
         """Nothing to release; data stays until the backend is garbage collected."""
 

@@ -46,7 +46,7 @@ from typing import Any
 
 from .._rwlock import ReaderWriterLock
 from ..backends.base import Backend, Connection
-from ..backends.memory import MemoryBackend
+from ..backends.registry import fetch
 from ..exceptions import ConfigurationError, Duplicate, InvalidState, NotFound, StorageFailure
 from ..models import claim as claims
 from ..models import records as models
@@ -177,7 +177,7 @@ class Storage:
         self._batch_depth = 0
         self._pending = False
         self._owns_backend = backend is None
-        self._backend: Backend = backend if backend is not None else MemoryBackend()
+        self._backend: Backend = backend if backend is not None else fetch("memory://")
         if self._owns_backend and policy != NEVER:
             conn = self._connection()
             conn.upgrade()

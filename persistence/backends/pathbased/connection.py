@@ -96,6 +96,14 @@ class PathBasedBackend(Backend):
         # unchanged ones can be skipped and stale ones detected.
         self.token = object()
 
+    def store_exists(self) -> bool:
+        """Whether the layout's root (its ``books`` node) exists; reads only."""
+        conn = self.get_connection()
+        try:
+            return bool(conn._exists(conn.book_path))
+        finally:
+            conn.close()
+
     @property
     def path(self) -> str:
         return self._path

@@ -27,7 +27,7 @@ import tenacity
 from ...exceptions import ConfigurationError
 from ..base import URL_KEYS, Backend, store_token
 from ..url import mask_password
-from . import config
+from . import config, migrate
 from .errors import Transient
 from .statements import RawStatement
 
@@ -182,6 +182,33 @@ class SQLAlchemyBackend(Backend):
     def get_connection(self):
         from .connection import SQLConnection
         return SQLConnection(self)
+
+    supports_upgrade_script: ClassVar[bool] = True
+
+    def store_exists(self) -> bool:
+        """An in-memory database always; a sqlite file if it exists and a server
+        database if it has the schema's version table (read, never created)."""
+        if self.memory:
+            return True
+        url = self.engine.url
+        if self.dialect_name == "sqlite" and not os.path.isfile(url.database or ""):
+            return False
+        return self._revision("look for the persistence schema") is not None
+
+    def schema_revision(self) -> str | None:
+        """The Alembic migration the database is at (None: an empty database)."""
+        return self._revision("read the schema version")
+
+    def _revision(self, what: str) -> str | None:
+        conn = self.get_connection()   # its errors are one line, transient ones retried
+        try:
+            return conn._session.run(what, migrate.current)
+        finally:
+            conn.close()
+
+    def upgrade_script(self, start: str | None) -> str:
+        """The SQL that upgrades this database from ``start`` to head (nothing runs)."""
+        return migrate.offline(self.engine.url, start)
 
     def close(self) -> None:
         """Close every connection handed out and dispose of the engine's pool (an

@@ -15,7 +15,7 @@ with its flow detail (``ON DELETE CASCADE``).
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -24,10 +24,8 @@ from ...exceptions import NotFound
 from ...models import claim as claims
 from ...models.claim import Claim
 from ..pathbased.connection import check_component
+from .session import Session
 from .tables import claims as table
-
-if TYPE_CHECKING:
-    from .session import Session
 
 __all__ = ["SQLClaims"]
 

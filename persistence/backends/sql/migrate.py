@@ -9,6 +9,7 @@ head and does nothing.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import zlib
 
@@ -21,7 +22,7 @@ from alembic.script import ScriptDirectory
 from ...exceptions import StorageFailure
 from .tables import VERSION_TABLE
 
-__all__ = ["head", "current", "upgrade", "MIGRATIONS"]
+__all__ = ["head", "current", "upgrade", "offline", "MIGRATIONS"]
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 _LOCK_NAME = "persistence.backends.sql.migrate"
@@ -75,6 +76,18 @@ def _unlock(connection: sa.Connection) -> None:
     if connection.dialect.name in ("mysql", "mariadb"):
         connection.execute(sa.select(sa.func.release_lock(_lock_name(connection))))
         connection.commit()
+
+
+def offline(url: sa.URL, start: str | None) -> str:
+    """The SQL that migrates a database at ``start`` (None or ``'base'``: empty)
+    to head, rendered for ``url``'s dialect (Alembic's offline mode)."""
+    buffer = io.StringIO()
+    config = Config(output_buffer=buffer)
+    config.set_main_option("script_location", MIGRATIONS)
+    config.attributes["offline_url"] = url
+    span = "head" if start in (None, "base") else f"{start}:head"
+    command.upgrade(config, span, sql=True)
+    return buffer.getvalue()
 
 
 def upgrade(connection: sa.Connection) -> bool:

@@ -14,7 +14,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -28,16 +28,35 @@ from .errors import (
     is_missing_schema,
     is_transient,
 )
-from .statements import TableStatements
+from .statements import RawStatement, TableStatements
 
-if TYPE_CHECKING:
-    from .backend import SQLAlchemyBackend
-
-__all__ = ["Session"]
+__all__ = ["Session", "SessionHost"]
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 _SETUP_KEY = "persistence.backends.sql"
+
+
+class SessionHost(Protocol):
+    """The members of :class:`~.backend.SQLAlchemyBackend` a session uses."""
+
+    engine: sa.Engine
+    shared_lock: Any
+    memory: bool
+    retrying: Any
+    server: str | None
+    where: str
+    #: The sessions handed out and not closed yet (closed with the backend).
+    sessions: Any
+
+    def setup(self, dbapi_conn: Any) -> None:
+        """Per-connection settings; run once per pooled DBAPI connection."""
+
+    def raw(self, statement: Any) -> RawStatement | None:
+        """``statement`` compiled for this engine's dialect, or None."""
+
+    def new_txn_id(self) -> str:
+        """A unique id for one write transaction."""
 
 
 def _give_back(held: list) -> None:
@@ -52,7 +71,7 @@ def _give_back(held: list) -> None:
 class Session:
     """A lazily checked-out connection used by one :class:`SQLConnection`."""
 
-    def __init__(self, backend: SQLAlchemyBackend) -> None:
+    def __init__(self, backend: SessionHost) -> None:
         self.backend = backend
         self.engine = backend.engine
         self.dialect = self.engine.dialect

@@ -10,17 +10,15 @@ one executemany INSERT.  Chunk rows of large atom values follow their atom.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
 from ... import models, telemetry
 from ...exceptions import Conflict, NotFound, StorageFailure
 from .errors import AlreadyApplied, Transient
+from .session import Session
 from .statements import CHUNKS, TableStatements
-
-if TYPE_CHECKING:
-    from .session import Session
 
 __all__ = ["RowWrite", "write_rows", "param_bytes", "write_chunks", "check_unique", "batches",
            "BATCH"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, RolledBackError
 from kazoo.protocol import serialization as proto
@@ -24,9 +24,7 @@ from kazoo.security import OPEN_ACL_UNSAFE
 from ...exceptions import NotFound, SerializationError, StorageFailure
 from ...models import claim as claims
 from ...models.claim import Claim
-
-if TYPE_CHECKING:
-    from .backend import ZkBackend
+from .host import ZkHost
 
 __all__ = ["ZkClaims"]
 
@@ -44,7 +42,7 @@ def _session(client: Any) -> int | None:
 class ZkClaims:
     """Mixin of :class:`~.connection.ZkConnection`: the claim API over ephemeral znodes."""
 
-    backend: ZkBackend
+    backend: ZkHost
     claim_path: str
     _claim: Any
     _flow: Any

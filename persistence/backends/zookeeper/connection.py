@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kazoo.exceptions import NoNodeError, UnimplementedError
 
@@ -22,10 +22,8 @@ from ..pathbased.connection import PathBasedConnection
 from ..pathbased.lifecycle import HISTORY_PREFIX
 from . import chunks, writes
 from .claims import ZkClaims
+from .host import ZkHost
 from .multiread import GET_CHILDREN, GET_DATA, MultiRead, batches
-
-if TYPE_CHECKING:
-    from .backend import ZkBackend
 
 __all__ = ["ZkConnection"]
 
@@ -35,14 +33,14 @@ _READ_ATTEMPTS = 5
 
 
 class ZkConnection(ZkClaims, PathBasedConnection):
-    def __init__(self, backend: ZkBackend) -> None:
+    def __init__(self, backend: ZkHost) -> None:
         super().__init__(backend, backend.path)
         self._atoms = self.atom_path + "/"
         self._dirs = {backend.path, self.book_path, self.flow_path, self.atom_path,
                       self.snapshot_path, self.snapshot_data_path}
 
     @property
-    def backend(self) -> ZkBackend:
+    def backend(self) -> ZkHost:
         return self._backend
 
     def is_atom(self, path: str) -> bool:

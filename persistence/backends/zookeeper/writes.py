@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from kazoo.exceptions import (
     BadVersionError,
@@ -54,10 +54,8 @@ from ... import telemetry
 from ...exceptions import Conflict, NotFound, StorageFailure
 from ...models import history
 from . import chunks
+from .host import ZkWriter
 from .multiread import GET_CHILDREN, GET_DATA
-
-if TYPE_CHECKING:
-    from .connection import ZkConnection
 
 __all__ = ["Revision", "Put", "Link", "Delete", "Entry", "commit"]
 
@@ -120,7 +118,7 @@ class _Node:
         self.parts = parts
 
 
-def commit(conn: ZkConnection, ops: list[Any]) -> None:
+def commit(conn: ZkWriter, ops: list[Any]) -> None:
     if not ops:
         return
     first = ops[0]
@@ -167,7 +165,7 @@ def _lost(err: StorageFailure) -> bool:
     return isinstance(err.__cause__, (ConnectionLoss, SessionExpiredError))
 
 
-def _outcome(conn: ZkConnection, before: dict[str, int | None],
+def _outcome(conn: ZkWriter, before: dict[str, int | None],
              after: dict[str, tuple[int, bytes]]) -> bool | None:
     """After a lost answer: True if the write is stored (every record at its new version
     with its new data), False if none of it is (every record as before), None if unknown.
@@ -196,7 +194,7 @@ def _outcome(conn: ZkConnection, before: dict[str, int | None],
     return None
 
 
-def _update_one_retrying(conn: ZkConnection, put: Put, entry: Entry | None = None) -> None:
+def _update_one_retrying(conn: ZkWriter, put: Put, entry: Entry | None = None) -> None:
     """:func:`_update_one`, asked again when the connection dropped before its answer."""
     for attempt in range(_ATTEMPTS):
         try:
@@ -218,7 +216,7 @@ def _update_one_retrying(conn: ZkConnection, put: Put, entry: Entry | None = Non
 
 
 # -- the hot path -----------------------------------------------------------
-def _update_one(conn: ZkConnection, put: Put, entry: Entry | None = None) -> None:
+def _update_one(conn: ZkWriter, put: Put, entry: Entry | None = None) -> None:
     """One conditional setData (with its history entry: one multi), then old parts go."""
     be = conn.backend
     client = be.client
@@ -266,7 +264,7 @@ def _update_one(conn: ZkConnection, put: Put, entry: Entry | None = None) -> Non
         LOG.warning("could not remove the old parts of %s: %s", put.path, err)
 
 
-def _conflict(conn: ZkConnection, path: str, expected: int | None) -> Conflict:
+def _conflict(conn: ZkWriter, path: str, expected: int | None) -> Conflict:
     found: int | None = None
     try:
         stat = conn.backend.call(f"read {path}", lambda: conn.backend.client.exists_async(path))
@@ -310,7 +308,7 @@ def _multi_result(results: list[Any], path: str) -> Any:
 class _Plan:
     """The znode operations for a list of logical ones, after reading what is there."""
 
-    def __init__(self, conn: ZkConnection, ops: list[Any]) -> None:
+    def __init__(self, conn: ZkWriter, ops: list[Any]) -> None:
         self.conn = conn
         self.ops = ops
         self.nodes: dict[str, _Node] = {}
@@ -465,7 +463,7 @@ class _Plan:
         out.append(("delete", path, None, -1))
 
 
-def _group(conn: ZkConnection, ops: list[tuple]) -> list[list[tuple]]:
+def _group(conn: ZkWriter, ops: list[tuple]) -> list[list[tuple]]:
     """Split znode operations, in order, into transactions of at most max_request_bytes."""
     be = conn.backend
     client = be.client
@@ -501,7 +499,7 @@ class _Raced(Exception):
     """The first transaction met a concurrent change; nothing was written: plan again."""
 
 
-def _run(conn: ZkConnection, groups: list[list[tuple]]) -> None:
+def _run(conn: ZkWriter, groups: list[list[tuple]]) -> None:
     be = conn.backend
     client = be.client
     acl = client.default_acl or OPEN_ACL_UNSAFE

@@ -12,7 +12,7 @@ result is first iterated.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from taskflow.persistence import base as tf_base
 
@@ -20,23 +20,28 @@ from ...backends.base import Connection
 from . import convert, writes
 from .errors import translated
 
-if TYPE_CHECKING:
-    from .backend import TaskFlowBackend
-
 __all__ = ["TaskFlowConnection"]
+
+
+class StoreHost(Protocol):
+    """What a connection needs from :class:`~.backend.TaskFlowBackend`."""
+
+    @property
+    def store(self) -> Any:
+        """What identifies the store written to."""
 
 
 class TaskFlowConnection(tf_base.Connection):
     """A TaskFlow connection storing through a connection of ours."""
 
-    def __init__(self, backend: TaskFlowBackend, connection: Connection) -> None:
+    def __init__(self, backend: StoreHost, connection: Connection) -> None:
         self._backend = backend
         self._conn = connection
         self._store = backend.store
         self._bind = writes.binder(self._store)
 
     @property
-    def backend(self) -> TaskFlowBackend:
+    def backend(self) -> StoreHost:
         """The TaskFlow backend this connection belongs to."""
         return self._backend
 

@@ -34,7 +34,6 @@ import contextlib
 import datetime
 import fnmatch
 import importlib.metadata
-import io
 import json
 import os
 import re
@@ -527,72 +526,28 @@ def _upgrade_command(subparsers: Any) -> None:
     parser.set_defaults(handler=_upgrade)
 
 
-def _sql_backend(backend: Any) -> Any:
-    try:
-        from ...backends.sql import SQLAlchemyBackend
-    except ImportError:
-        return None
-    return backend if isinstance(backend, SQLAlchemyBackend) else None
-
-
-def _sql_revision(backend: Any) -> str | None:
-    from .backends.sql import migrate as sql_migrate
-    conn = backend.get_connection()   # its errors are one line, transient ones retried
-    try:
-        return conn._session.run("read the schema version", sql_migrate.current)
-    finally:
-        conn.close()
-
-
-def offline_sql(backend: Any, start: str | None) -> str:
-    """The SQL that upgrades ``backend``'s database from ``start`` to head (nothing runs)."""
-    from alembic.config import Config
-    from alembic.runtime.environment import EnvironmentContext
-    from alembic.script import ScriptDirectory
-
-    from .backends.sql import migrate as sql_migrate
-    from .backends.sql import tables
-
-    config = Config()
-    config.set_main_option("script_location", sql_migrate.MIGRATIONS)
-    script = ScriptDirectory.from_config(config)
-    buffer = io.StringIO()
-
-    def steps(rev: Any, context: Any) -> Any:
-        return script._upgrade_revs("head", rev)
-
-    with EnvironmentContext(config, script, fn=steps, as_sql=True,
-                            starting_rev=None if start in (None, "base") else start,
-                            destination_rev="head") as env:
-        env.configure(url=backend.engine.url, output_buffer=buffer, literal_binds=True,
-                      version_table=tables.VERSION_TABLE, target_metadata=tables.metadata)
-        with env.begin_transaction():
-            env.run_migrations()
-    return buffer.getvalue()
-
-
 def _upgrade(args: argparse.Namespace, out: Output) -> int:
     uri = _uri(args.uri)
     masked = mask_password(uri)
     backend = loading.fetch(uri)
     try:
-        sql = _sql_backend(backend)
+        sql = backend if backend.supports_upgrade_script else None
         if args.sql or args.start:
             if sql is None:
                 raise PersistenceError(f"--sql applies to SQL backends only, not to "
                                        f"{type(backend).__name__}")
-            start = args.start or _sql_revision(sql) or "base"
-            text = offline_sql(sql, start)
+            start = args.start or sql.schema_revision() or "base"
+            text = sql.upgrade_script(start)
             if args.json:
                 out.json({"backend": masked, "from": start, "sql": text})
             else:
                 print(text, end="", file=out.stream, flush=True)
             return OK
-        before = _sql_revision(sql) if sql is not None else None
+        before = backend.schema_revision()
         with contextlib.closing(backend.get_connection()) as conn:
             conn.upgrade()
             conn.validate()
-        after = _sql_revision(sql) if sql is not None else None
+        after = backend.schema_revision()
     finally:
         backend.close()
     if args.json:

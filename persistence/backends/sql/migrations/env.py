@@ -1,8 +1,9 @@
 """Alembic environment: migrate the connection ``Connection.upgrade()`` hands over.
 
 ``persistence.backends.sql.migrate`` puts an open connection (already in a
-transaction and holding the migration lock) in ``config.attributes``; the
-``alembic`` command line works too, with ``sqlalchemy.url`` set in its ini file.
+transaction and holding the migration lock) in ``config.attributes``, or, in
+offline mode (``migrate.offline``), the URL whose dialect to render SQL for;
+the ``alembic`` command line works too, with ``sqlalchemy.url`` set in its ini file.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ def _migrate(connection: sa.Connection) -> None:
 
 
 connection = context.config.attributes.get("connection")
-if connection is not None:
+if context.is_offline_mode():
+    context.configure(url=context.config.attributes.get("offline_url")
+                      or context.config.get_main_option("sqlalchemy.url"),
+                      target_metadata=metadata, version_table=VERSION_TABLE,
+                      literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+elif connection is not None:
     _migrate(connection)
 else:
     engine = sa.create_engine(context.config.get_main_option("sqlalchemy.url"))
