@@ -27,7 +27,7 @@ destination holds exactly what it held before (``atomic=False`` keeps what
 was written instead).
 
 >>> import os, tempfile, persistence
->>> from persistence import archive
+>>> from persistence.tools import archive
 >>> path = os.path.join(tempfile.mkdtemp(), "flows.zip")
 >>> with persistence.backend("memory://") as src, src.get_connection() as conn:
 ...     _ = conn.save_logbook(persistence.LogBook("nightly"))

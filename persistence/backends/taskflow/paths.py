@@ -14,8 +14,8 @@ import abc
 from collections.abc import Callable
 from typing import Any
 
-from ... import models
 from ...exceptions import NotFound
+from ...models import records as models
 from . import convert
 from .reader import TaskFlowConnection
 

@@ -15,8 +15,8 @@ import abc
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
-from ... import models
 from ...exceptions import NotFound
+from ...models import records as models
 from ..base import Backend, Connection
 from .errors import ReadOnlyStore
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ... import models
 from ...exceptions import ConfigurationError, MissingDependency
+from ...models import records as models
 from ..base import translate_errors
 from ..sql.config import parse_url
 from ..url import mask_password

@@ -129,7 +129,7 @@ def connect(uri: str | None, upgrade: bool = False) -> Iterator[Connection]:
 def _refuse_taskflow_store(uri: str, backend: Any) -> None:
     """A TaskFlow store opened as a persistence one would read as empty (or be written
     into): say so, and name the URI that reads it."""
-    from ...backends.taskflow.detect import taskflow_store_in
+    from ..taskflow_probe import taskflow_store_in
 
     found = taskflow_store_in(backend)
     if found:
