@@ -23,6 +23,7 @@ from typing import Any
 
 from ..exceptions import InvalidFormat
 from . import fields, states
+from .bookkeeping import Bookkeeping
 from .failure import Failure
 
 __all__ = [
@@ -53,7 +54,7 @@ class _TrackedDict(dict):
         self._owner = owner
 
     def _changed(self) -> None:
-        self._owner.__dict__["_changed"] = True
+        self._owner.__dict__["_bk"].changed = True
 
     def __setitem__(self, key, value):
         super().__setitem__(key, value)
@@ -104,8 +105,7 @@ class _Record:
 
     def __init__(self, name: str, uuid: str | None = None) -> None:
         d = self.__dict__
-        d["_revision"] = None
-        d["_changed"] = True
+        d["_bk"] = Bookkeeping()
         d["uuid"] = uuid if uuid is not None else _new_uuid()
         d["name"] = name
         d["meta"] = _TrackedDict(self)
@@ -115,27 +115,25 @@ class _Record:
             value = _TrackedDict(self, value)
         self.__dict__[name] = value
         if name[0] != "_":
-            self.__dict__["_changed"] = True
+            self.__dict__["_bk"].changed = True
 
     @property
     def revision(self) -> int | None:
         """Stored revision last read or written; None if never saved or loaded."""
-        return self._revision
+        return self.__dict__["_bk"].revision
 
     @property
     def changed(self) -> bool:
         """True if this record changed since it was last saved or loaded."""
-        return self._changed
+        return self.__dict__["_bk"].changed
 
     def touch(self) -> None:
         """Mark as changed (after mutating a nested value in place)."""
-        self.__dict__["_changed"] = True
+        self.__dict__["_bk"].changed = True
 
     def _mark_saved(self, revision: int | None) -> None:
         """Called by backends after a successful write or a load."""
-        d = self.__dict__
-        d["_revision"] = revision
-        d["_changed"] = False
+        self.__dict__["_bk"].mark_saved(revision)
 
     def _assign(self, other: _Record, fields: tuple[str, ...], deep_copy: bool) -> None:
         for field in fields:
@@ -160,7 +158,7 @@ class LogBook(_Record):
     def add(self, fd: FlowDetail) -> None:
         """Add (or replace, by uuid) a flow detail; saving is the backend's job."""
         self._flowdetails_by_id[fd.uuid] = fd
-        self.__dict__["_changed"] = True
+        self.__dict__["_bk"].changed = True
 
     def find(self, flow_uuid: str) -> FlowDetail | None:
         return self._flowdetails_by_id.get(flow_uuid)
@@ -173,6 +171,7 @@ class LogBook(_Record):
 
     def copy(self, retain_contents: bool = True) -> LogBook:
         clone = _copy.copy(self)
+        clone.__dict__["_bk"] = self.__dict__["_bk"].copy()
         clone.__dict__["meta"] = _TrackedDict(clone, self.meta)
         clone.__dict__["_flowdetails_by_id"] = (
             dict(self._flowdetails_by_id) if retain_contents else {})
@@ -236,7 +235,7 @@ class FlowDetail(_Record):
             d["name"], d["state"] = fd.name, fd.state
             d["meta"] = _TrackedDict(self, fd.meta)  # tracked for this record, not fd
             d["_atomdetails_by_id"] = fd._atomdetails_by_id
-            d["_changed"] = True
+            d["_bk"].changed = True
         return self
 
     def merge(self, fd: FlowDetail, deep_copy: bool = False) -> FlowDetail:
@@ -247,6 +246,7 @@ class FlowDetail(_Record):
 
     def copy(self, retain_contents: bool = True) -> FlowDetail:
         clone = _copy.copy(self)
+        clone.__dict__["_bk"] = self.__dict__["_bk"].copy()
         clone.__dict__["meta"] = _TrackedDict(clone, self.meta)
         clone.__dict__["_atomdetails_by_id"] = (
             dict(self._atomdetails_by_id) if retain_contents else {})
@@ -270,7 +270,7 @@ class FlowDetail(_Record):
     def add(self, ad: AtomDetail) -> None:
         """Add (or replace, by uuid) an atom detail; saving is the backend's job."""
         self._atomdetails_by_id[ad.uuid] = ad
-        self.__dict__["_changed"] = True
+        self.__dict__["_bk"].changed = True
 
     def find(self, ad_uuid: str) -> AtomDetail | None:
         return self._atomdetails_by_id.get(ad_uuid)
@@ -433,6 +433,7 @@ class AtomDetail(_Record):
     def copy(self) -> AtomDetail:
         """A shallow copy: results are shared, meta and version copied."""
         clone = _copy.copy(self)
+        clone.__dict__["_bk"] = self.__dict__["_bk"].copy()
         clone.__dict__["meta"] = _TrackedDict(clone, self.meta)
         clone.__dict__["version"] = _copy.copy(self.version)
         return clone

@@ -51,6 +51,7 @@ from ..exceptions import ConfigurationError, Duplicate, InvalidState, NotFound, 
 from ..models import claim as claims
 from ..models import records as models
 from ..models import states
+from ..models.bookkeeping import roll_back, take_bookkeeping, undo_point
 from ..models.claim import Claim
 from ..models.failure import Failure
 from .atom import History, is_retry, version_string
@@ -76,7 +77,6 @@ STATES_WITH_RESULTS = tuple(sorted(_EXECUTE_RESULT_STATES | _REVERT_RESULT_STATE
 #: Atom metadata keys of a task's progress (as TaskFlow).
 META_PROGRESS, META_PROGRESS_DETAILS = "progress", "progress_details"
 _FAILED = {states.SUCCESS: states.FAILURE, states.REVERTED: states.REVERT_FAILURE}
-_CONTAINERS = ("_atomdetails_by_id", "_flowdetails_by_id")
 
 
 def _check(value: str, allowed: frozenset, what: str) -> None:
@@ -97,29 +97,6 @@ def _assign(record: Any, field: str, value: Any) -> bool:
         return False
     setattr(record, field, value)
     return True
-
-
-def _snapshot(record: models._Record) -> tuple[dict, dict, dict]:
-    """What :func:`_restore` needs to undo a change to ``record``.
-
-    Shallow on purpose: every mutation here assigns new values (new lists,
-    new dicts) instead of changing nested ones in place.
-    """
-    attrs = record.__dict__
-    return (dict(attrs), dict(attrs["meta"]),
-            {key: dict(attrs[key]) for key in _CONTAINERS if key in attrs})
-
-
-def _restore(record: models._Record, snapshot: tuple[dict, dict, dict]) -> None:
-    """Put ``record`` back as it was when ``snapshot`` was taken, bookkeeping included."""
-    attrs, meta, containers = snapshot
-    for key, content in containers.items():
-        attrs[key].clear()
-        attrs[key].update(content)
-    attrs["meta"].clear()          # the original meta object, with its original content
-    attrs["meta"].update(meta)
-    record.__dict__.clear()
-    record.__dict__.update(attrs)
 
 
 class Storage:
@@ -288,7 +265,7 @@ class Storage:
             changed = mutate(ad)
             self._pending |= changed and self._policy != NEVER
             return changed
-        snapshot = _snapshot(ad)
+        snapshot = undo_point(ad)
         if listeners is not None:
             listeners.capture(ad, "atom")
         if not mutate(ad):
@@ -296,7 +273,7 @@ class Storage:
         try:
             self._writer().update_atom_details(ad)
         except BaseException:
-            _restore(ad, snapshot)
+            roll_back(ad, snapshot)
             raise
         if listeners is not None:
             listeners.written()
@@ -314,14 +291,14 @@ class Storage:
             changed = mutate(self._flow)
             self._pending |= changed
             return changed
-        snapshot = _snapshot(self._flow)
+        snapshot = undo_point(self._flow)
         changed = mutate(self._flow)
         if not changed and not self._pending:
             return False
         try:
             self._writer().update_flow_details(self._flow)
         except BaseException:
-            _restore(self._flow, snapshot)
+            roll_back(self._flow, snapshot)
             raise
         self._pending = False
         if listeners is not None:
@@ -370,12 +347,7 @@ class Storage:
                 return self._flow  # nothing was ever stored
             fresh = self._connection().get_flow_details(self._flow.uuid)
             flow = self._flow.update(fresh)
-            # Bookkeeping too (revision, "changed", the backend's token), exactly as loaded.
-            attrs = flow.__dict__
-            for key in [k for k in attrs if k[0] == "_" and k not in fresh.__dict__]:
-                del attrs[key]
-            attrs.update((key, value) for key, value in fresh.__dict__.items()
-                         if key[0] == "_" and key != "_atomdetails_by_id")
+            take_bookkeeping(flow, fresh)   # revision, "changed", token: as loaded
             self._by_name = {ad.name: ad for ad in flow}
             self._pending = False
             return flow

@@ -38,6 +38,7 @@ from ...exceptions import Conflict, NotFound, SerializationError, StorageFailure
 from ...models import encoding as serialization
 from ...models import history
 from ...models import records as models
+from ...models.bookkeeping import bookkeeping
 from ..base import Backend, Connection
 from .claims import PathClaims
 from .lifecycle import PathLifecycle
@@ -225,16 +226,15 @@ class PathBasedConnection(PathLifecycle, PathClaims, Connection, abc.ABC):
         return _child_path(self.atom_path, "atom detail uuid", uuid)
 
     def _is_ours(self, detail: models._Record) -> bool:
-        return detail.__dict__.get("_token") is self._backend.token
+        return bookkeeping(detail).came_from(self._backend.token)
 
     def _expected(self, detail: models._Record) -> int | None:
         return detail.revision if self._is_ours(detail) else None
 
     def _mark(self, detail: models._Record, revision: int) -> None:
-        detail._mark_saved(revision)
-        d = detail.__dict__
-        d["_token"] = self._backend.token
-        d["_stored_state"] = d["state"] if "state" in d else None
+        bk = bookkeeping(detail)
+        bk.mark_saved(revision)
+        bk.mark_stored(self._backend.token, getattr(detail, "state", None))
 
     def _where(self, path: str) -> str:
         """How to name ``path`` in an error message (dir: the real file)."""
@@ -262,7 +262,7 @@ class PathBasedConnection(PathLifecycle, PathClaims, Connection, abc.ABC):
     def _log(self, path: str, detail: models._Record, kind: str, flow_uuid: str | None,
              revision: Any, txn: Any, event: str = history.WRITE) -> None:
         """Append the history entry of a write of ``detail`` at ``path`` to ``txn``."""
-        old = detail.__dict__.get("_stored_state") if self._is_ours(detail) else None
+        old = bookkeeping(detail).stored_state_in(self._backend.token)
         self._append(path, history.entry_fields(detail, kind, flow_uuid, old, self.owner,
                                                 event), revision, txn)
 
@@ -429,9 +429,7 @@ class PathBasedConnection(PathLifecycle, PathClaims, Connection, abc.ABC):
 
     def _build(self, loader: Any, raw: tuple[bytes, int], path: str) -> Any:
         detail = loader(self._decode(raw, path), self._where(path))
-        d = detail.__dict__
-        d["_token"] = self._backend.token
-        d["_stored_state"] = d["state"] if "state" in d else None
+        bookkeeping(detail).mark_stored(self._backend.token, getattr(detail, "state", None))
         return detail
 
     def _load_books(self, book_uuids: Iterable[str], lazy: bool,
@@ -459,7 +457,7 @@ class PathBasedConnection(PathLifecycle, PathClaims, Connection, abc.ABC):
                         if fd is not None:
                             book._flowdetails_by_id[fd.uuid] = fd
         for book in books:
-            book.__dict__["_changed"] = False
+            bookkeeping(book).changed = False
         return books
 
     def get_logbook(self, book_uuid: str, lazy: bool = False) -> models.LogBook:

@@ -29,6 +29,7 @@ from ...exceptions import NotFound, SerializationError
 from ...models import encoding as serialization
 from ...models import history, states
 from ...models import records as models
+from ...models.bookkeeping import bookkeeping
 from .. import shared as lifecycle
 
 __all__ = ["PathLifecycle", "HISTORY_PREFIX"]
@@ -193,13 +194,12 @@ class PathLifecycle:
         with self._transaction() as txn:
             for ad in saved:
                 now = current.find(ad.uuid)
-                d = ad.__dict__
+                bk = bookkeeping(ad)
                 if now is not None:   # a conditional write over what we just read
-                    d["_token"], d["_revision"] = token, now.revision
-                    d["_stored_state"] = now.state
+                    bk.mark_loaded(token, now.revision, now.state)
                     self._write_atom(ad, txn, False, saved.uuid, history.RESTORE)
                 else:
-                    d.pop("_token", None)
+                    bk.forget_store()
                     self._write_atom(ad, txn, True, saved.uuid, history.RESTORE)
                     self._link(self._join(flow_path, ad.uuid), txn)
             for ad in current:
@@ -261,8 +261,7 @@ class PathLifecycle:
                 continue
             record = self._decode(raw, path)
             fd = serialization.load_flow(record, self._where(path))
-            fd.__dict__["_token"] = self._backend.token
-            fd.__dict__["_stored_state"] = fd.state
+            bookkeeping(fd).mark_stored(self._backend.token, fd.state)
             out.append((fd, record.get("updated_at") or ""))
         return out
 

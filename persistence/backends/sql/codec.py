@@ -16,6 +16,7 @@ from typing import Any
 from ...exceptions import SerializationError
 from ...models import encoding as serialization
 from ...models import records as models
+from ...models.bookkeeping import bookkeeping
 from ...models.fields import stored_name
 from ..pathbased.connection import check_component
 
@@ -28,6 +29,10 @@ LARGE_FIELDS = ("results", "revert_results", "failure", "revert_failure", "meta"
 _dumps = serialization.dumps
 _ATOM_CLASSES = {name: models.atom_detail_class(name) for name in ("TASK_DETAIL", "RETRY_DETAIL")}
 _loads = serialization.loads
+
+#: The backend extra (:class:`~persistence.models.bookkeeping.Bookkeeping`)
+#: naming the fields of an atom detail stored in chunks rather than inline.
+CHUNKED = "sql.chunked"
 
 
 def _key(kind: str, uuid: Any) -> str:
@@ -206,6 +211,7 @@ def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None) -> mode
     except (TypeError, ValueError, AttributeError) as err:
         raise SerializationError(f"stored data in {_where(t, uuid)} is not a valid record: "
                                  f"{err!r}") from err
-    atom._mark_saved(revision)
-    atom.__dict__["_sql_chunked"] = chunked_fields or None
+    bk = bookkeeping(atom)
+    bk.mark_saved(revision)
+    bk.set_extra(CHUNKED, chunked_fields or None)
     return atom

@@ -26,8 +26,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ... import models, telemetry
+from ... import telemetry
 from ...exceptions import NotFound, StorageFailure
+from ...models import records as models
+from ...models.bookkeeping import bookkeeping
 from ..base import Connection
 from ..pathbased.connection import check_component
 from . import codec, migrate
@@ -59,7 +61,7 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
 
     # -- helpers -------------------------------------------------------------
     def _ours(self, detail: models._Record) -> bool:
-        return detail.__dict__.get("_token") is self._token
+        return bookkeeping(detail).came_from(self._token)
 
     def _row(self, detail: models._Record, params: dict[str, Any],
              chunks: list | None = None) -> RowWrite:
@@ -68,7 +70,7 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
                                 sum(len(chunk["data"]) for chunk in chunks))
         if self._ours(detail):
             return RowWrite(detail, params, detail.revision,
-                            detail.__dict__.get("_sql_chunked"), chunks)
+                            bookkeeping(detail).extra(codec.CHUNKED), chunks)
         return RowWrite(detail, params, None, None, chunks)
 
     def _atom_row(self, ad: models.AtomDetail, parent_uuid: str | None, txn: str) -> RowWrite:
@@ -80,12 +82,11 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
     def _mark(self, rows: list[RowWrite]) -> None:
         token = self._token
         for r in rows:
-            d = r.detail.__dict__
-            r.detail._mark_saved(r.revision)
-            d["_token"] = token
-            d["_stored_state"] = d.get("state")
+            bk = bookkeeping(r.detail)
+            bk.mark_saved(r.revision)
+            bk.mark_stored(token, getattr(r.detail, "state", None))
             if "v_chunked" in r.params:
-                d["_sql_chunked"] = r.params["v_chunked"]
+                bk.set_extra(codec.CHUNKED, r.params["v_chunked"])
 
     def _flow_rows(self, fd: models.FlowDetail, parent_uuid: str | None,
                    txn: str) -> tuple[RowWrite, list[RowWrite]]:
@@ -152,11 +153,11 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
         return flow_detail
 
     def update_atom_details(self, atom_detail: models.AtomDetail) -> models.AtomDetail:
-        d = atom_detail.__dict__
-        seen = d["_revision"]
+        bk = bookkeeping(atom_detail)
+        seen = bk.revision
         backend = self._backend
         params = codec.atom_params(atom_detail, None, backend.new_txn_id())
-        if (d.get("_token") is not self._token or seen is None or d.get("_sql_chunked")
+        if (bk.token is not self._token or seen is None or bk.extra(codec.CHUNKED)
                 or codec.too_large(params, backend.max_inline_size)):
             return self._update_atom_slow(atom_detail, params)
         # The hot path: one conditional UPDATE, its own transaction, no read first.
@@ -177,8 +178,8 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
             statement, params,
             lambda hit: self._atom_miss(atom_detail, seen, hit), (ATOMS, atom_detail.uuid),
             then)
-        atom_detail._mark_saved(seen + 1)
-        d["_stored_state"] = d["state"]
+        bk.mark_saved(seen + 1)
+        bk.stored_state = atom_detail.state
         return atom_detail
 
     @staticmethod
@@ -243,13 +244,13 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
         flows = []
         for row in rows:
             fd = codec.load_flow(row)
-            fd.__dict__.update(_token=token, _stored_state=fd.state)
+            bookkeeping(fd).mark_stored(token, fd.state)
             flows.append(fd)
         return flows
 
     def _book(self, row: Any) -> models.LogBook:
         book = codec.load_book(row)
-        book.__dict__["_token"] = self._token
+        bookkeeping(book).mark_stored(self._token, None)
         return book
 
     @staticmethod
@@ -260,9 +261,9 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
         for child in children:
             parent = by_uuid.get(parent_of[child.uuid])
             if parent is not None:
-                parent.__dict__[container][child.uuid] = child
+                getattr(parent, container)[child.uuid] = child
         for parent in parents:
-            parent.__dict__["_changed"] = False
+            bookkeeping(parent).changed = False
 
     def _load_flows(self, conn: sa.Connection, flow_rows: list[Any], atom_statement,
                     chunk_statement, params: dict[str, Any],
@@ -283,9 +284,7 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
         atoms = []
         for row in rows:
             atom = load(row, chunked.get(row[0]) if chunked else None)
-            d = atom.__dict__
-            d["_token"] = token
-            d["_stored_state"] = d["state"]
+            bookkeeping(atom).mark_stored(token, atom.state)
             atoms.append(atom)
         return atoms
 

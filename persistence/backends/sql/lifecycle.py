@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from ...exceptions import NotFound
 from ...models import history, states
 from ...models import records as models
+from ...models.bookkeeping import bookkeeping
 from .. import shared as lifecycle
 from ..pathbased.connection import check_component
 from . import codec
@@ -75,7 +76,7 @@ _HAS_FAILURE = sa.case((sa.or_(atomdetails.c.failure.is_not(None),
 
 
 def _old_state(detail: models._Record, ours: bool) -> str | None:
-    return detail.__dict__.get("_stored_state") if ours else None
+    return bookkeeping(detail).stored_state if ours else None
 
 
 def entry_params(detail: models._Record, kind: str, flow_uuid: str, revision: int | None,
@@ -212,12 +213,12 @@ class SQLLifecycle:
         current = self.get_flow_details(snap.flow_uuid)
         for ad in saved:   # conditional writes over what was just read
             now = current.find(ad.uuid)
-            d = ad.__dict__
+            bk = bookkeeping(ad)
             if now is not None:
-                d.update(_token=self._token, _revision=now.revision, _stored_state=now.state,
-                         _sql_chunked=now.__dict__.get("_sql_chunked"))
+                bk.mark_loaded(self._token, now.revision, now.state)
+                bk.set_extra(codec.CHUNKED, bookkeeping(now).extra(codec.CHUNKED))
             else:
-                d.pop("_token", None)
+                bk.forget_store()
         fd = current.copy(retain_contents=False)
         fd.__dict__.update(name=saved.name, state=saved.state)
         fd.meta = dict(saved.meta)

@@ -14,8 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ... import models, telemetry
+from ... import telemetry
 from ...exceptions import Conflict, NotFound, StorageFailure
+from ...models import records as models
 from .errors import AlreadyApplied, Transient
 from .session import Session
 from .statements import CHUNKS, TableStatements
