@@ -300,3 +300,52 @@ def test_backend_context_manager_closes_when_upgrade_fails(echo_plugin):
         with persistence.backend("echo://?fail_upgrade=1"):
             pytest.fail("the body must not run")
     assert _received()["backend"].closed
+
+
+# -- the in-process registry ------------------------------------------------------
+class _Recorder(MemoryBackend):
+    """A backend class registered in-process; records the conf it got."""
+
+    @classmethod
+    def conf_from_url(cls, url):
+        conf = super().conf_from_url(url)
+        conf.pop("colour", None)   # this backend reads its own URL: drops what it ignores
+        return conf
+
+
+def test_register_backend_is_found_before_entry_points_without_installing_anything():
+    from persistence.backends.registry import register_backend, unregister_backend
+    register_backend("recorder", _Recorder)
+    try:
+        assert "recorder" in persistence.available_backends()
+        with persistence.backend("recorder://?colour=blue") as be, be.get_connection() as conn:
+            assert type(be) is _Recorder and "colour" not in be.conf
+            book = make_book()
+            conn.save_logbook(book)
+            assert conn.get_logbook(book.uuid).name == book.name
+        register_backend("recorder", f"{__name__}:_Recorder")   # a dotted target, imported
+        assert type(persistence.fetch({"connection": "recorder"})) is _Recorder
+    finally:
+        unregister_backend("recorder")
+    assert "recorder" not in persistence.available_backends()
+    with pytest.raises(NotFound, match="'recorder'"):
+        persistence.fetch("recorder://")
+    with pytest.raises(NotFound):
+        unregister_backend("recorder")
+
+
+@pytest.mark.parametrize("name, target, error", [
+    ("Upper", MemoryBackend, ValueError), ("a+b", MemoryBackend, ValueError),
+    ("", MemoryBackend, ValueError), ("ok", "no_colon", ValueError), ("ok", dict, TypeError)])
+def test_register_backend_rejects_bad_names_and_targets(name, target, error):
+    from persistence.backends.registry import register_backend
+    with pytest.raises(error):
+        register_backend(name, target)
+
+
+def test_builtin_table_names_what_the_entry_points_name():
+    import importlib.metadata
+
+    from persistence.backends.registry import BUILTIN, NAMESPACE
+    own = importlib.metadata.distribution("persistence").entry_points.select(group=NAMESPACE)
+    assert {ep.name: ep.value for ep in own} == {n: e.target for n, e in BUILTIN.items()}

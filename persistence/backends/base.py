@@ -21,6 +21,7 @@ from ..models import records as models
 from ..models.claim import DEFAULT_TTL, Claim
 from ..models.history import HistoryEntry, Snapshot
 from . import shared as lifecycle
+from .url import BackendURL
 
 __all__ = ["Backend", "Connection", "translate_errors", "store_token", "URL_KEYS"]
 
@@ -107,6 +108,13 @@ class Backend(abc.ABC):
                 f"{cls.__name__}; known options: {known}")
         return {name: _convert(name, conf[name], kind)
                 for name, kind in cls.OPTIONS.items() if name in conf}
+
+    @classmethod
+    def conf_from_url(cls, url: BackendURL) -> dict[str, Any]:
+        """The configuration this backend takes from a parsed URI; by default
+        ``connection`` (the URI itself), ``host``/``port``/``hosts``, ``path``,
+        ``username``/``password``, ``driver`` and each query parameter."""
+        return url.to_conf()
 
     @property
     def conf(self) -> dict[str, Any]:
