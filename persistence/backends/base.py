@@ -129,6 +129,16 @@ class Backend(abc.ABC):
     def close(self) -> None:
         """Release everything the backend holds (pools, clients, locks)."""
 
+    # -- capability flags: what connections of this backend can do beyond the
+    # core contract.  Callers (and the contract suite) check these instead of
+    # calling and catching NotImplementedError.
+    #: Flow claims: ``claim_flow``, ``renew_claim``, ``release_flow``, ``get_claim``.
+    supports_claims: ClassVar[bool] = False
+    #: A history of writes: ``get_history`` (whether entries are kept can still
+    #: be an option of the backend instance).
+    supports_history: ClassVar[bool] = False
+    #: ``snapshot_flow``, ``list_snapshots``, ``get_snapshot``, ``restore_flow``.
+    supports_snapshots: ClassVar[bool] = False
     #: Whether :meth:`upgrade_script` can print the schema upgrade instead of
     #: running it (SQL backends: Alembic's offline mode).
     supports_upgrade_script: ClassVar[bool] = False
@@ -231,21 +241,21 @@ class Connection(abc.ABC):
         """Make ``owner`` the owner of a flow detail for ``ttl`` seconds and return the
         claim.  NotOwner if another owner's claim is live; an expired one is taken
         over (recorded in :attr:`Claim.taken_over_from`); NotFound if no such flow."""
-        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+        raise _unsupported(self, "support flow claims", "supports_claims")
 
     def renew_claim(self, flow_uuid: str, owner: str, ttl: float | None = None) -> Claim:
         """Extend ``owner``'s claim to ``ttl`` seconds from now (default: its ttl);
         NotOwner unless ``owner`` still holds it."""
-        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+        raise _unsupported(self, "support flow claims", "supports_claims")
 
     def release_flow(self, flow_uuid: str, owner: str) -> None:
         """Give up ``owner``'s claim (nothing if there is none); NotOwner if another
         owner holds it."""
-        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+        raise _unsupported(self, "support flow claims", "supports_claims")
 
     def get_claim(self, flow_uuid: str) -> Claim | None:
         """The live claim on a flow detail, or None if nobody holds one."""
-        raise NotImplementedError(f"{type(self).__name__} does not support flow claims")
+        raise _unsupported(self, "support flow claims", "supports_claims")
 
     # -- history, snapshots, summaries, listings, retention -------------------
     # Defaults work on any backend through the methods above (or say that the
@@ -261,24 +271,24 @@ class Connection(abc.ABC):
         """History entries, oldest first: of one record (``uuid``: a flow or atom
         detail), of a flow and its atoms (``flow_uuid``), or of everything;
         only those at or after ``since``; at most ``limit``."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep history")
+        raise _unsupported(self, "keep history", "supports_history")
 
     def snapshot_flow(self, flow_uuid: str, label: str | None = None) -> Snapshot:
         """Store an immutable copy of a flow detail and its atom details; return it."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+        raise _unsupported(self, "keep snapshots", "supports_snapshots")
 
     def list_snapshots(self, flow_uuid: str | None = None) -> list[Snapshot]:
         """Snapshots (of one flow detail, or all), oldest first, without their contents."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+        raise _unsupported(self, "keep snapshots", "supports_snapshots")
 
     def get_snapshot(self, snapshot_id: str) -> Snapshot:
         """A snapshot with its flow detail (``.flow``); NotFound if there is none."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+        raise _unsupported(self, "keep snapshots", "supports_snapshots")
 
     def restore_flow(self, snapshot_id: str) -> models.FlowDetail:
         """Put a flow detail back as its snapshot holds it (atoms added since are
         removed), in one transaction recorded in history; return it as stored."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep snapshots")
+        raise _unsupported(self, "keep snapshots", "supports_snapshots")
 
     def fork_flow(self, flow_uuid: str, from_atoms: Iterable[str] = (),
                   name: str | None = None) -> models.FlowDetail:
@@ -356,6 +366,11 @@ def translate_errors(what: str, driver_errors: type[BaseException] | tuple = Exc
         raise
     except driver_errors as err:
         raise StorageFailure(f"failed to {what}: {describe(err)}") from err
+
+
+def _unsupported(conn: Connection, what: str, flag: str) -> NotImplementedError:
+    return NotImplementedError(f"{type(conn).__name__} does not {what} "
+                               f"({type(conn.backend).__name__}.{flag} is False)")
 
 
 def store_token(identity: str | None) -> object:

@@ -24,7 +24,7 @@ import threading
 import time
 
 from ..backends.base import Backend
-from ..exceptions import NotOwner, PersistenceError
+from ..exceptions import ConfigurationError, NotOwner, PersistenceError
 from ..models import claim as claims
 from ..models.claim import Claim
 
@@ -45,6 +45,10 @@ class ClaimKeeper:
         self.flow_uuid = flow_uuid
         self.owner = owner
         self.ttl = claims.check_claim(flow_uuid, owner, ttl)
+        if not backend.supports_claims:
+            raise ConfigurationError(f"{type(backend).__name__} does not support flow claims "
+                                     f"(its supports_claims flag is False): claim nothing, "
+                                     f"or use a backend that does")
         self._conn = backend.get_connection()
         self._guard = threading.Lock()
         self._stop = threading.Event()

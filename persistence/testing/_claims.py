@@ -18,7 +18,7 @@ from ..exceptions import Conflict, NotFound, NotOwner, PersistenceError
 from ..models import states
 from ..models.claim import Claim
 from ..models.records import TaskDetail
-from ._support import reopen
+from ._support import needs, reopen
 from .samples import make_book, new_uuid
 
 SHORT_TTL = 0.5
@@ -67,6 +67,7 @@ def twin(backend: Backend) -> Iterator[Backend]:
 class ClaimsContract:
     """At most one live owner per flow detail; expired claims are taken over, visibly."""
 
+    @needs("claims")
     def test_claim_is_seen_by_other_connections(self, backend, conn):
         flow = _saved_flow(conn)
         claim = conn.claim_flow(flow, "engine-a", LONG_TTL)
@@ -78,6 +79,7 @@ class ClaimsContract:
         assert seen is not None and seen.owner == "engine-a"
         assert seen.taken_over_from is None
 
+    @needs("claims")
     def test_live_claim_of_another_owner_is_refused(self, backend, conn):
         flow = _saved_flow(conn)
         conn.claim_flow(flow, "engine-a", LONG_TTL)
@@ -91,6 +93,7 @@ class ClaimsContract:
                 other.release_flow(flow, "engine-b")
         assert conn.get_claim(flow).owner == "engine-a"
 
+    @needs("claims")
     def test_owner_may_claim_again_and_renew(self, backend, conn):
         flow = _saved_flow(conn)
         first = conn.claim_flow(flow, "engine-a", LONG_TTL)
@@ -100,6 +103,7 @@ class ClaimsContract:
         assert renewed.ttl == 2 * LONG_TTL and renewed.expires_at > first.expires_at
         assert conn.renew_claim(flow, "engine-a").ttl == 2 * LONG_TTL
 
+    @needs("claims")
     def test_release_lets_another_owner_claim(self, backend, conn):
         flow = _saved_flow(conn)
         conn.release_flow(flow, "engine-a")          # nothing to release: fine
@@ -112,6 +116,7 @@ class ClaimsContract:
             claim = other.claim_flow(flow, "engine-b", LONG_TTL)
         assert claim.owner == "engine-b" and claim.taken_over_from is None
 
+    @needs("claims")
     def test_expired_claim_is_taken_over_and_the_takeover_recorded(self, backend, conn):
         flow = _saved_flow(conn)
         conn.claim_flow(flow, "engine-a", SHORT_TTL)
@@ -128,6 +133,7 @@ class ClaimsContract:
             conn.release_flow(flow, "engine-a")
         assert conn.get_claim(flow).owner == "engine-b"
 
+    @needs("claims")
     def test_expired_claim_nobody_took_can_be_renewed_by_its_owner(self, backend, conn):
         flow = _saved_flow(conn)
         conn.claim_flow(flow, "engine-a", SHORT_TTL)
@@ -135,6 +141,7 @@ class ClaimsContract:
         claim = conn.renew_claim(flow, "engine-a", LONG_TTL)
         assert claim.owner == "engine-a" and conn.get_claim(flow).owner == "engine-a"
 
+    @needs("claims")
     def test_claims_need_an_existing_flow_and_valid_arguments(self, backend, conn):
         with pytest.raises(NotFound):
             conn.claim_flow(new_uuid(), "engine-a", LONG_TTL)
@@ -150,6 +157,7 @@ class ClaimsContract:
         assert conn.get_claim(flow) is None
         assert conn.get_claim(new_uuid()) is None
 
+    @needs("claims")
     def test_racing_owners_exactly_one_wins(self, backend, conn):
         flow = _saved_flow(conn)
         barrier = threading.Barrier(RACERS)

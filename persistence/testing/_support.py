@@ -10,6 +10,17 @@ from ..backends.base import Backend, Connection
 from ..models.failure import Failure
 from ..models.records import AtomDetail, FlowDetail, LogBook, RetryDetail
 
+
+def needs(capability: str) -> Any:
+    """Mark a contract test as needing ``Backend.supports_<capability>``; on a
+    backend that declares it does not, the test is skipped (and
+    ``test_declared_capabilities_are_honest`` checks the methods refuse)."""
+    def mark(test: Any) -> Any:
+        test.persistence_needs = capability
+        return test
+    return mark
+
+
 ATOM_FIELDS = ("name", "uuid", "state", "intention", "results", "revert_results", "version")
 
 

@@ -36,13 +36,41 @@ from ._claims import ClaimsContract
 from ._history import LifecycleContract
 from ._integrity import IntegrityContract
 from ._roundtrip import RoundTripContract
+from .samples import make_book
 
 __all__ = ["BackendContract"]
+
+
+#: What each capability flag promises: methods that work when it is set and
+#: raise NotImplementedError when it is not (called with a flow that exists).
+_CAPABILITY_CALLS = {
+    "claims": lambda conn, flow: conn.get_claim(flow),
+    "history": lambda conn, flow: conn.get_history(flow_uuid=flow),
+    "snapshots": lambda conn, flow: conn.list_snapshots(flow),
+}
 
 
 class BackendContract(RoundTripContract, ConnectionContract, IntegrityContract, ClaimsContract,
                       LifecycleContract):
     """Subclass in a module that defines a ``backend`` fixture (see the module docstring)."""
+
+    @pytest.fixture(autouse=True)
+    def _capabilities(self, request, backend):
+        """Skip a test needing a capability the backend declares it lacks."""
+        needed = getattr(request.function, "persistence_needs", None)
+        if needed and not getattr(backend, f"supports_{needed}", False):
+            pytest.skip(f"{type(backend).__name__}.supports_{needed} is False")
+
+    def test_declared_capabilities_are_honest(self, backend, conn):
+        book = make_book(flows=1, atoms=1)
+        conn.save_logbook(book)
+        flow = next(iter(book)).uuid
+        for capability, call in _CAPABILITY_CALLS.items():
+            if getattr(backend, f"supports_{capability}"):
+                call(conn, flow)
+            else:
+                with pytest.raises(NotImplementedError, match=f"supports_{capability}"):
+                    call(conn, flow)
 
     @pytest.fixture
     def conn(self, backend):

@@ -84,6 +84,7 @@ class PathBasedBackend(Backend):
 
     DEFAULT_PATH: ClassVar[str | None] = None
     OPTIONS: ClassVar[dict] = {"path": str, "history": bool}
+    supports_claims = supports_history = supports_snapshots = True
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__(conf)

@@ -183,6 +183,7 @@ class SQLAlchemyBackend(Backend):
         from .connection import SQLConnection
         return SQLConnection(self)
 
+    supports_claims = supports_history = supports_snapshots = True
     supports_upgrade_script: ClassVar[bool] = True
 
     def store_exists(self) -> bool:

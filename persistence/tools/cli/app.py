@@ -379,6 +379,9 @@ def _history_command(subparsers: Any) -> None:
 
 def _history(args: argparse.Namespace, out: Output) -> int:
     with connect(args.uri) as conn:
+        if not conn.backend.supports_history:
+            raise PersistenceError(f"{type(conn.backend).__name__} keeps no history "
+                                   f"(its supports_history flag is False)")
         every = conn.get_history(uuid=args.uuid, flow_uuid=args.flow, since=args.since)
     total, limit = len(every), args.limit or None
     entries = every[::-1][:limit]          # the backend gives them oldest first
