@@ -20,7 +20,7 @@ from ..models import states
 
 __all__ = ["FlowSummary", "PurgeReport", "FINISHED", "check_page", "check_states",
            "summarize", "fork_detail", "book_time", "newest_first", "page", "utc",
-           "FORKED_FROM", "PROGRESS_KEYS"]
+           "FORKED_FROM", "PROGRESS_KEYS", "check_component"]
 
 #: States of a flow that has nothing left to do; ``purge`` deletes logbooks
 #: whose flows are all in one of them (by default).
@@ -33,7 +33,6 @@ FORKED_FROM = "forked_from"
 #: Atom meta a fork drops from the atoms it resets (they will run again).
 PROGRESS_KEYS = ("progress", "progress_details", "fingerprint")
 
-_UTC = datetime.timezone.utc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,13 +72,27 @@ class PurgeReport:
         return dataclasses.asdict(self)
 
 
+_FORBIDDEN = ("/", "\\", "\x00")
+
+
+def check_component(kind: str, value: Any) -> str:
+    """Validate a uuid stored as a path component or key; ValueError if it could escape."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{kind} must be a non-empty string, not {value!r}")
+    if value.startswith(".") or any(ch in value for ch in _FORBIDDEN):
+        raise ValueError(f"{kind} {value!r} cannot be stored: it must not start with '.' "
+                         f"or contain '/', '\\\\' or NUL")
+    return value
+
+
 def utc(value: datetime.datetime | None, what: str) -> datetime.datetime | None:
     """``value`` as an aware UTC datetime (naive means UTC); TypeError if not a datetime."""
     if value is None:
         return None
     if not isinstance(value, datetime.datetime):
         raise TypeError(f"{what} must be a datetime, not {type(value).__name__}")
-    return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+    zone = datetime.timezone.utc
+    return value.replace(tzinfo=zone) if value.tzinfo is None else value.astimezone(zone)
 
 
 def check_page(limit: int | None, offset: int | None) -> tuple[int | None, int]:
@@ -110,7 +123,8 @@ def page(items: list[Any], limit: int | None, offset: int) -> list[Any]:
 
 def book_time(book: models.LogBook) -> datetime.datetime:
     """When a logbook was last saved (created, if never updated)."""
-    return book.updated_at or book.created_at or datetime.datetime.min.replace(tzinfo=_UTC)
+    return (book.updated_at or book.created_at
+            or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc))
 
 
 def newest_first(books: Iterable[models.LogBook]) -> list[models.LogBook]:

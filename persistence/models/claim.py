@@ -37,11 +37,12 @@ MAX_OWNER_LENGTH = 255
 #: Longest claim (seconds): a week; an engine renews far more often than that.
 MAX_TTL = 7 * 24 * 3600.0
 
-_UTC = datetime.timezone.utc
 
 
 def _time(seconds: float | None) -> datetime.datetime | None:
-    return None if seconds is None else datetime.datetime.fromtimestamp(seconds, _UTC)
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,8 +43,7 @@ EVENTS = (WRITE, RESTORE, FORK)
 #: ``HistoryEntry.kind``.
 FLOW, ATOM = "flow", "atom"
 
-_UTC = datetime.timezone.utc
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _INT64 = 2 ** 63 - 1
 
 
@@ -106,7 +105,7 @@ def from_ns(ns: int) -> datetime.datetime:
 
 def to_ns(value: datetime.datetime) -> int:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=_UTC)
+        value = value.replace(tzinfo=datetime.timezone.utc)
     delta = value - _EPOCH
     ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
     return max(-_INT64, min(ns, _INT64))   # what a BIGINT holds (years 1678-2262)
@@ -167,7 +166,7 @@ def sort_entries(entries: Iterable[HistoryEntry], since: datetime.datetime | Non
     """Oldest first; only those at or after ``since``; at most ``limit``."""
     out = sorted(entries, key=lambda e: (e.at, e.uuid, e.revision or 0))
     if since is not None:
-        cutoff = since if since.tzinfo else since.replace(tzinfo=_UTC)
+        cutoff = since if since.tzinfo else since.replace(tzinfo=datetime.timezone.utc)
         out = [e for e in out if e.at >= cutoff]
     return out if limit is None else out[:limit]
 

@@ -40,13 +40,11 @@ from ...models import history
 from ...models import records as models
 from ...models.bookkeeping import bookkeeping
 from ..base import Backend, Connection
+from ..shared import check_component
 from .claims import PathClaims
 from .lifecycle import PathLifecycle
 
 __all__ = ["PathBasedBackend", "PathBasedConnection", "check_component", "next_revision"]
-
-_FORBIDDEN = ("/", "\\", "\x00")
-
 
 def next_revision(path: str, current: int, *, create: bool,
                   expected_revision: int | None) -> int:
@@ -62,16 +60,6 @@ def next_revision(path: str, current: int, *, create: bool,
                        f"{expected_revision}, found {current}",
                        record=path, expected=expected_revision, found=current)
     return current + 1
-
-
-def check_component(kind: str, value: Any) -> str:
-    """Validate a uuid used as a path component; ValueError if it could escape."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{kind} must be a non-empty string, not {value!r}")
-    if value.startswith(".") or any(ch in value for ch in _FORBIDDEN):
-        raise ValueError(f"{kind} {value!r} cannot be stored: it must not start with '.' "
-                         f"or contain '/', '\\\\' or NUL")
-    return value
 
 
 @functools.lru_cache(maxsize=65536)

@@ -35,7 +35,6 @@ from .. import shared as lifecycle
 __all__ = ["PathLifecycle", "HISTORY_PREFIX"]
 
 HISTORY_PREFIX = ".h-"
-_UTC = datetime.timezone.utc
 
 
 def _names(names: list[str] | None) -> list[str]:
@@ -210,7 +209,7 @@ class PathLifecycle:
             fd.__dict__.update(name=saved.name, state=saved.state)
             fd.meta = dict(saved.meta)
             record = serialization.flow_record(fd, None)
-            record["updated_at"] = datetime.datetime.now(_UTC).isoformat()
+            record["updated_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
             revision = self._write(flow_path, serialization.encode_record(record, fd), txn,
                                    create=False, expected_revision=current.revision)
             if self._backend.history:

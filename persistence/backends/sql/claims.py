@@ -23,7 +23,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from ...exceptions import NotFound
 from ...models import claim as claims
 from ...models.claim import Claim
-from ..pathbased.connection import check_component
+from ..shared import check_component
 from .session import Session
 from .tables import claims as table
 

@@ -18,7 +18,7 @@ from ...models import encoding as serialization
 from ...models import records as models
 from ...models.bookkeeping import bookkeeping
 from ...models.fields import stored_name
-from ..pathbased.connection import check_component
+from ..shared import check_component
 
 __all__ = ["book_params", "flow_params", "atom_params", "split_large", "too_large", "load_book",
            "load_flow", "load_atom", "join_chunks", "LARGE_FIELDS"]

@@ -31,7 +31,7 @@ from ...exceptions import NotFound, StorageFailure
 from ...models import records as models
 from ...models.bookkeeping import bookkeeping
 from ..base import Connection
-from ..pathbased.connection import check_component
+from ..shared import check_component
 from . import codec, migrate
 from .claims import SQLClaims
 from .lifecycle import HISTORY_FROM_ATOM, UPDATE_LOGGED_PG, SQLLifecycle

@@ -21,7 +21,7 @@ from ...models import history, states
 from ...models import records as models
 from ...models.bookkeeping import bookkeeping
 from .. import shared as lifecycle
-from ..pathbased.connection import check_component
+from ..shared import check_component
 from . import codec
 from .statements import ATOMS, BOOK_COLUMNS, FLOW_COLUMNS, FLOWS
 from .tables import atomdetails, flowdetails, logbooks, snapshot_chunks, snapshots

@@ -38,7 +38,6 @@ TASK_DETAIL, RETRY_DETAIL = "TASK_DETAIL", "RETRY_DETAIL"
 ATOM_TYPES = (TASK_DETAIL, RETRY_DETAIL)
 #: The only failure dict version TaskFlow writes (and reads).
 FAILURE_VERSION = 1
-_UTC = datetime.timezone.utc
 
 
 class Where:
@@ -123,8 +122,8 @@ def when(value: Any, where: Where, field: str) -> datetime.datetime | None:
     except (KeyError, TypeError, ValueError, zoneinfo.ZoneInfoNotFoundError) as err:
         where.fail(f"{field} is not a time: {value!r:.120} ({err})")
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=_UTC)
-    return moment.astimezone(_UTC)
+        return moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc)
 
 
 def failure(data: Any, where: Where, field: str) -> Failure:

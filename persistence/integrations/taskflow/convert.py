@@ -32,7 +32,6 @@ __all__ = [
 
 Bind = Callable[[Any, Any], None]
 
-_UTC = datetime.timezone.utc
 _FAILURE_VERSION = 1
 
 # (TaskFlow class, our class) pairs; a retry detail is checked first as TaskFlow
@@ -44,13 +43,13 @@ _KINDS = ((tf_models.RetryDetail, models.RetryDetail),
 def _aware(value: datetime.datetime | None) -> datetime.datetime | None:
     if value is None or value.tzinfo is not None:
         return value
-    return value.replace(tzinfo=_UTC)
+    return value.replace(tzinfo=datetime.timezone.utc)
 
 
 def _naive(value: datetime.datetime | None) -> datetime.datetime | None:
     if value is None or value.tzinfo is None:
         return value
-    return value.astimezone(_UTC).replace(tzinfo=None)
+    return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
 
 
 # -- failures -------------------------------------------------------------------
