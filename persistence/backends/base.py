@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from .. import telemetry
-from ..exceptions import ConfigurationError, PersistenceError, StorageFailure
+from ..exceptions import ConfigurationError, NotFound, PersistenceError, StorageFailure
 from ..models import records as models
 from ..models.claim import DEFAULT_TTL, Claim
 from ..models.history import HistoryEntry, Snapshot
@@ -343,6 +343,30 @@ class Connection(abc.ABC):
         ``progress(done, total)`` is called after each batch (``total``: the
         logbooks that qualified when the purge started)."""
         return lifecycle.purge(self, finished_before, states, batch_size, dry_run, progress)
+
+    # Primitives of lifecycle.purge (the algorithm is written once, there); these
+    # defaults work through the public API, one logbook at a time.
+    def _purge_candidates(self, cutoff: datetime.datetime,
+                          wanted: tuple[str, ...]) -> list[str]:
+        return [uuid for uuid, _, _ in lifecycle.purgeable_books(self, None, cutoff, wanted)]
+
+    def _purge_batch(self, book_uuids: list[str], cutoff: datetime.datetime,
+                     wanted: tuple[str, ...], dry_run: bool) -> list[tuple[str, int, int]]:
+        found = lifecycle.purgeable_books(self, book_uuids, cutoff, wanted)
+        if dry_run:
+            return found
+        gone = []
+        for entry in found:
+            try:
+                self.destroy_logbook(entry[0])
+            except NotFound:
+                continue
+            gone.append(entry)
+        return gone
+
+    def _purge_pause(self) -> None:
+        """Between two batches of a purge (a store shared with waiting writers may yield)."""
+        return None
 
     def __enter__(self) -> Connection:
         return self

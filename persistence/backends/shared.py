@@ -218,28 +218,55 @@ def count_atoms(conn: Any, flow_uuid: str, atom_states: Any) -> int:
 def purge(conn: Any, finished_before: datetime.datetime, flow_states: Iterable[str],
           batch_size: int, dry_run: bool,
           progress: Callable[[int, int], None] | None = None) -> PurgeReport:
-    """Destroy logbooks saved before the cutoff whose flows are all finished, one at a time."""
+    """The retention algorithm, written once over two primitives of ``conn``:
+    ``_purge_candidates(cutoff, wanted)`` (uuids of the logbooks that qualify
+    now, found without holding the store) and ``_purge_batch(uuids, cutoff,
+    wanted, dry_run)`` (checks them again and, unless ``dry_run``, deletes
+    those still qualifying in one transaction; returns ``(uuid, flow details,
+    atom details)`` of each).  ``_purge_pause()`` runs between batches."""
     cutoff, wanted = check_purge(finished_before, flow_states, batch_size)
     report = PurgeReport(dry_run=dry_run)
+    candidates = conn._purge_candidates(cutoff, wanted)
+    for start in range(0, len(candidates), batch_size):
+        if start:
+            conn._purge_pause()
+        for uuid, flows, atoms in conn._purge_batch(candidates[start:start + batch_size],
+                                                    cutoff, wanted, dry_run):
+            report.add(uuid, flows, atoms)
+        report.batches += 1
+        if progress is not None:
+            progress(min(start + batch_size, len(candidates)), len(candidates))
+    return report
+
+
+def purgeable_books(conn: Any, book_uuids: Iterable[str] | None, cutoff: datetime.datetime,
+                    wanted: tuple[str, ...]) -> list[tuple[str, int, int]]:
+    """Through the public API only: (uuid, flow details, atom details) of the
+    logbooks among ``book_uuids`` (None: all) saved before ``cutoff`` whose
+    flows are all in ``wanted``."""
+    books = (conn.get_logbooks(lazy=True) if book_uuids is None
+             else _existing_books(conn, book_uuids))
     found = []
-    for book in conn.get_logbooks(lazy=True):
+    for book in books:
         if book_time(book) >= cutoff:
             continue
-        flows = list(conn.get_flows_for_book(book.uuid))
+        try:
+            flows = list(conn.get_flows_for_book(book.uuid))
+        except NotFound:
+            continue
         if all(fd.state in wanted for fd in flows):
-            found.append((book.uuid, flows))
-    for done, (uuid, flows) in enumerate(found, 1):
-        if not dry_run:
-            try:
-                conn.destroy_logbook(uuid)
-            except NotFound:
-                continue
-        if len(report.logbooks) % batch_size == 0:
-            report.batches += 1
-        report.add(uuid, len(flows), sum(len(fd) for fd in flows))
-        if progress is not None and (done % batch_size == 0 or done == len(found)):
-            progress(done, len(found))
-    return report
+            found.append((book.uuid, len(flows), sum(len(fd) for fd in flows)))
+    return found
+
+
+def _existing_books(conn: Any, book_uuids: Iterable[str]) -> list[models.LogBook]:
+    books = []
+    for uuid in book_uuids:
+        try:
+            books.append(conn.get_logbook(uuid, lazy=True))
+        except NotFound:
+            continue
+    return books
 
 
 def check_purge(finished_before: Any, flow_states: Iterable[str],

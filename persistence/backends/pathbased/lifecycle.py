@@ -54,6 +54,7 @@ class PathLifecycle:
     #: Whether purge pauses between batches as long as a batch held the store (at
     #: most 0.1 s): for stores whose lock waiters poll (dir), so they get their turn.
     _purge_pauses = False
+    _purge_held = 0.0
 
     # -- history primitives (defaults) ----------------------------------------
     def _append(self, record_path: str, fields: dict[str, Any], revision: Any,
@@ -298,32 +299,35 @@ class PathLifecycle:
               states: Iterable[str] = lifecycle.FINISHED, batch_size: int = 100,
               dry_run: bool = False,
               progress: Callable[[int, int], None] | None = None) -> lifecycle.PurgeReport:
-        cutoff, wanted = lifecycle.check_purge(finished_before, states, batch_size)
-        report = lifecycle.PurgeReport(dry_run=dry_run)
+        return lifecycle.purge(self, finished_before, states, batch_size, dry_run, progress)
+
+    # Primitives of lifecycle.purge over the path layout.
+    def _purge_candidates(self, cutoff: datetime.datetime,
+                          wanted: tuple[str, ...]) -> list[str]:
         # Found without holding the store (dir: its lock); each batch checks again.
-        candidates = [uuid for uuid, _, _ in self._purgeable(None, cutoff, wanted,
-                                                             locked=False)]
-        for start in range(0, len(candidates), batch_size):
-            batch = candidates[start:start + batch_size]
-            if dry_run:
-                found = self._purgeable(batch, cutoff, wanted)
-            else:
-                held = time.monotonic()
-                with self._transaction() as txn:
-                    # Checked again in the transaction: a writer may have moved on.
-                    found = self._purgeable(batch, cutoff, wanted)
-                    snapshot_ids = self._snapshot_ids() if found else []
-                    for uuid, flows, atom_lists in found:
-                        self._delete_book(self._book(uuid), flows, atom_lists,
-                                          snapshot_ids, txn)
-                if self._purge_pauses and start + batch_size < len(candidates):
-                    time.sleep(min(time.monotonic() - held, 0.1))
-            report.batches += 1
-            for uuid, flows, atom_lists in found:
-                report.add(uuid, len(flows), sum(len(_names(a)) for a in atom_lists))
-            if progress is not None:
-                progress(min(start + batch_size, len(candidates)), len(candidates))
-        return report
+        return [uuid for uuid, _, _ in self._purgeable(None, cutoff, wanted, locked=False)]
+
+    def _purge_batch(self, book_uuids: list[str], cutoff: datetime.datetime,
+                     wanted: tuple[str, ...], dry_run: bool) -> list[tuple[str, int, int]]:
+        self._purge_held = 0.0
+        if dry_run:
+            found = self._purgeable(book_uuids, cutoff, wanted)
+        else:
+            held = time.monotonic()
+            with self._transaction() as txn:
+                # Checked again in the transaction: a writer may have moved on.
+                found = self._purgeable(book_uuids, cutoff, wanted)
+                snapshot_ids = self._snapshot_ids() if found else []
+                for uuid, flows, atom_lists in found:
+                    self._delete_book(self._book(uuid), flows, atom_lists, snapshot_ids, txn)
+            self._purge_held = time.monotonic() - held
+        return [(uuid, len(flows), sum(len(_names(a)) for a in atom_lists))
+                for uuid, flows, atom_lists in found]
+
+    def _purge_pause(self) -> None:
+        # Writers of other processes poll for the store's lock: give them a turn.
+        if self._purge_pauses and self._purge_held:
+            time.sleep(min(self._purge_held, 0.1))
 
     def _purgeable(self, book_uuids: list[str] | None, cutoff: datetime.datetime,
                    wanted: tuple[str, ...], locked: bool = True

@@ -376,72 +376,64 @@ class SQLLifecycle:
               states: Iterable[str] = lifecycle.FINISHED, batch_size: int = 100,
               dry_run: bool = False,
               progress: Callable[[int, int], None] | None = None) -> lifecycle.PurgeReport:
-        cutoff, wanted = lifecycle.check_purge(finished_before, states, batch_size)
-        unfinished = sa.select(flowdetails.c.uuid).where(
-            flowdetails.c.parent_uuid == logbooks.c.uuid,
-            sa.or_(flowdetails.c.state.is_(None), flowdetails.c.state.not_in(wanted),
-                   flowdetails.c.updated_at >= cutoff))
-        eligible = sa.and_(logbooks.c.updated_at < cutoff, ~sa.exists(unfinished))
+        return lifecycle.purge(self, finished_before, states, batch_size, dry_run, progress)
+
+    # Primitives of lifecycle.purge in SQL: what qualifies is one WHERE clause.
+    def _purge_candidates(self, cutoff: datetime.datetime,
+                          wanted: tuple[str, ...]) -> list[str]:
+        query = (sa.select(logbooks.c.uuid).where(_purge_eligible(cutoff, wanted))
+                 .order_by(logbooks.c.updated_at, logbooks.c.uuid))
+        return self._session.read("find the logbooks to purge",
+                                  lambda conn: list(conn.execute(query).scalars()),
+                                  consistent=False)
+
+    def _purge_batch(self, book_uuids: list[str], cutoff: datetime.datetime,
+                     wanted: tuple[str, ...], dry_run: bool) -> list[tuple[str, int, int]]:
+        eligible = _purge_eligible(cutoff, wanted)
+        uuids = sa.bindparam("uuids", expanding=True)
+        still = sa.select(logbooks.c.uuid).where(logbooks.c.uuid.in_(uuids), eligible)
         counts = (sa.select(flowdetails.c.parent_uuid,
                             sa.func.count(sa.distinct(flowdetails.c.uuid)),
                             sa.func.count(atomdetails.c.uuid))
                   .outerjoin(atomdetails, atomdetails.c.parent_uuid == flowdetails.c.uuid)
-                  .where(flowdetails.c.parent_uuid.in_(sa.bindparam("uuids", expanding=True)))
+                  .where(flowdetails.c.parent_uuid.in_(uuids))
                   .group_by(flowdetails.c.parent_uuid))
-        delete = sa.delete(logbooks).where(
-            logbooks.c.uuid.in_(sa.bindparam("uuids", expanding=True)), eligible)
-        left = sa.select(logbooks.c.uuid).where(
-            logbooks.c.uuid.in_(sa.bindparam("uuids", expanding=True)))
-        report = lifecycle.PurgeReport(dry_run=dry_run)
-        total = 0
-        if progress is not None:
-            qualifying = sa.select(sa.func.count()).select_from(logbooks).where(eligible)
-            total = self._session.read("count the logbooks to purge",
-                                       lambda conn: conn.execute(qualifying).scalar(),
-                                       consistent=False)
-        seen = 0
-        after: tuple[Any, str] | None = None
-        while True:
-            page = sa.select(logbooks.c.uuid, logbooks.c.updated_at).where(eligible)
-            if after is not None:
-                page = page.where(sa.tuple_(logbooks.c.updated_at, logbooks.c.uuid)
-                                  > sa.tuple_(sa.literal(after[0], logbooks.c.updated_at.type),
-                                              sa.literal(after[1])))
-            page = page.order_by(logbooks.c.updated_at, logbooks.c.uuid).limit(batch_size)
+        delete = sa.delete(logbooks).where(logbooks.c.uuid.in_(uuids), eligible)
+        left = sa.select(logbooks.c.uuid).where(logbooks.c.uuid.in_(uuids))
 
-            def op(conn: sa.Connection, page: sa.Select = page) -> tuple[list, dict, set]:
-                if not dry_run:
-                    self._begin(conn)
-                try:
-                    rows = conn.execute(page).all()
-                    uuids = [r[0] for r in rows]
-                    sizes = {book: (flows, atoms) for book, flows, atoms in
-                             conn.execute(counts, {"uuids": uuids})} if uuids else {}
-                    gone = set(uuids)
-                    if uuids and not dry_run:
-                        conn.execute(delete, {"uuids": uuids})
-                        gone -= {r[0] for r in conn.execute(left, {"uuids": uuids})}
-                except BaseException:
-                    self._session.rollback()
-                    raise
-                if dry_run:
-                    conn.rollback()
-                else:
-                    conn.commit()
-                return rows, sizes, gone
+        def op(conn: sa.Connection) -> tuple[list[str], dict[str, tuple[int, int]]]:
+            if not dry_run:
+                self._begin(conn)
+            try:
+                found = list(conn.execute(still, {"uuids": book_uuids}).scalars())
+                sizes = {book: (flows, atoms) for book, flows, atoms in
+                         conn.execute(counts, {"uuids": found})} if found else {}
+                if found and not dry_run:
+                    conn.execute(delete, {"uuids": found})
+                    kept = set(conn.execute(left, {"uuids": found}).scalars())
+                    found = [uuid for uuid in found if uuid not in kept]
+            except BaseException:
+                self._session.rollback()
+                raise
+            if dry_run:
+                conn.rollback()
+            else:
+                conn.commit()
+            return found, sizes
 
-            rows, sizes, gone = self._session.run("purge logbooks", op)
-            if rows:
-                report.batches += 1
-            for uuid, _ in rows:
-                if uuid in gone:
-                    report.add(uuid, *sizes.get(uuid, (0, 0)))
-            seen += len(rows)
-            if progress is not None:
-                progress(seen, max(total, seen))
-            if len(rows) < batch_size:
-                return report
-            after = (rows[-1][1], rows[-1][0])
+        found, sizes = self._session.run("purge logbooks", op)
+        order = {uuid: i for i, uuid in enumerate(book_uuids)}
+        return [(uuid, *sizes.get(uuid, (0, 0))) for uuid in sorted(found, key=order.get)]
+
+
+def _purge_eligible(cutoff: datetime.datetime, wanted: tuple[str, ...]) -> Any:
+    """Logbooks saved before ``cutoff`` whose flow details are all in ``wanted`` and
+    last written before it."""
+    unfinished = sa.select(flowdetails.c.uuid).where(
+        flowdetails.c.parent_uuid == logbooks.c.uuid,
+        sa.or_(flowdetails.c.state.is_(None), flowdetails.c.state.not_in(wanted),
+               flowdetails.c.updated_at >= cutoff))
+    return sa.and_(logbooks.c.updated_at < cutoff, ~sa.exists(unfinished))
 
 
 _ATOM_STATES = states.ATOM_STATES
