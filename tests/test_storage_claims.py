@@ -58,7 +58,7 @@ def test_a_storage_that_lost_its_claim_writes_nothing(backend, conn):
     try:
         conn.release_flow(fd.uuid, "engine-a")        # as if it had expired ...
         conn.claim_flow(fd.uuid, "engine-b", 60)      # ... and been taken over
-        _wait(lambda: not a._keeper.held, "the renewal to find the claim gone")
+        _wait(lambda: not a._writes.keeper.held, "the renewal to find the claim gone")
         with pytest.raises(NotOwner) as info:
             a.save("first", "from a")
         assert "engine-b" in str(info.value)

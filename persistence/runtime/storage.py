@@ -6,27 +6,9 @@ metadata and injected values.  Names and semantics follow TaskFlow's
 ``taskflow.storage.Storage``; how values are found by name lives in
 :mod:`persistence.lookup`.
 
-Persistence policy — *when* changes reach the backend (``policy=``):
-
-``"always"`` (default)
-    Every change is written before the call returns, and one logical change
-    is one backend write: ``save`` stores result and state in one
-    ``update_atom_details``; flow-level changes (flow state, flow metadata,
-    new atom details) are one ``update_flow_details``.  Setting a value it
-    already has writes nothing.  *Crash window:* only the call in flight; a
-    resumed run re-executes at most the atoms that were running (at-least-once).
-``"batch"``
-    Changes accumulate in memory and are written together, in one backend
-    transaction (``update_flow_details``: the flow and only the atoms that
-    changed), by :meth:`Storage.flush`, at the end of ``with storage.batch():``
-    and on every flow state change.  :attr:`Storage.has_pending` says whether
-    anything is unwritten.  *Crash window:* everything since the last flush —
-    atoms finished since then run again on resumption — but what is stored is
-    always a consistent snapshot.  ``with storage.batch():`` gives the same
-    grouping for one block under the ``"always"`` policy.
-``"never"``
-    Nothing reaches the backend.  *Crash window:* the whole run; there is
-    nothing to resume from.
+Persistence policy — *when* changes reach the backend (``policy=``:
+``"always"``, ``"batch"`` or ``"never"``) — and the undo of a failed write
+live in :mod:`persistence.runtime.write_policy`.
 
 Errors from the backend (``Conflict`` when another writer changed a record,
 ``StorageFailure``...) surface unchanged, and a failed write leaves the
@@ -51,7 +33,7 @@ from ..exceptions import ConfigurationError, Duplicate, InvalidState, NotFound, 
 from ..models import claim as claims
 from ..models import records as models
 from ..models import states
-from ..models.bookkeeping import roll_back, take_bookkeeping, undo_point
+from ..models.bookkeeping import take_bookkeeping
 from ..models.claim import Claim
 from ..models.failure import Failure
 from .atom import History, is_retry, version_string
@@ -59,14 +41,13 @@ from .claim_keeper import ClaimKeeper
 from .listeners import Change, Listeners
 from .lookup import META_INJECTED, AmbiguousName, DisallowedAccess, Lookup, normalize_scope
 from .staleness import META_FINGERPRINT, dependencies, downstream, fingerprint, in_order
+from .write_policy import NEVER, POLICIES, WritePolicy
 
 __all__ = ["Storage", "POLICIES", "DisallowedAccess", "AmbiguousName", "META_INJECTED",
            "META_PROGRESS", "META_PROGRESS_DETAILS", "STATES_WITH_RESULTS"]
 
 LOG = logging.getLogger(__name__)
 
-ALWAYS, BATCH, NEVER = "always", "batch", "never"
-POLICIES = (ALWAYS, BATCH, NEVER)
 
 # While an atom is REVERTING its execute result is still there (the revert is
 # handed it), and so is a revert result being replaced.
@@ -126,11 +107,9 @@ class Storage:
 
     #: Name of the atom detail holding persistent flow-scoped injections (as TaskFlow).
     injector_name = "_TaskFlow_INJECTOR"
-    #: Listeners of durable changes (see :meth:`add_listener`); created on first use.
-    _listeners: Listeners | None = None
 
     def __init__(self, flow_detail: models.FlowDetail, backend: Backend | None = None,
-                 scope_fetcher: Callable[[str], Any] | None = None, policy: str = ALWAYS,
+                 scope_fetcher: Callable[[str], Any] | None = None, policy: str = "always",
                  *, scope_lookup: Callable[[str], Any] | None = None,
                  owner: str | None = None, claim: bool = False,
                  ttl: float = claims.DEFAULT_TTL) -> None:
@@ -145,17 +124,12 @@ class Storage:
             raise ConfigurationError("claim=True needs an owner= and a policy that writes "
                                      "(not 'never')")
         self._owner = owner
-        self._keeper: ClaimKeeper | None = None
         self._flow = flow_detail
-        self._policy = policy
         self._scope_lookup = scope_lookup if scope_lookup is not None else scope_fetcher
         self._lock = ReaderWriterLock()
-        self._conn: Connection | None = None
-        self._batch_depth = 0
-        self._pending = False
-        self._owns_backend = backend is None
-        self._backend: Backend = backend if backend is not None else fetch("memory://")
-        if self._owns_backend and policy != NEVER:
+        self._writes = WritePolicy(backend if backend is not None else fetch("memory://"),
+                                   policy, owner, owns_backend=backend is None)
+        if backend is None and policy != NEVER:
             conn = self._connection()
             conn.upgrade()
             book = models.LogBook(flow_detail.name)
@@ -170,11 +144,12 @@ class Storage:
         self._atom_transients: dict[str, dict[str, Any]] = {}
         self._lookup = Lookup(self._execute_result, self._state_of)
         if claim:
-            self._keeper = ClaimKeeper(self._backend, flow_detail.uuid, owner, ttl)
+            keeper = self._writes.keeper = ClaimKeeper(self._writes.backend, flow_detail.uuid,
+                                                       owner, ttl)
             try:
                 self.refresh()  # everything the previous owner wrote, at current revisions
             except BaseException:
-                self._keeper.release()
+                keeper.release()
                 raise
 
     # -- properties --------------------------------------------------------
@@ -186,12 +161,12 @@ class Storage:
     @property
     def backend(self) -> Backend:
         """The backend the flow detail is written to."""
-        return self._backend
+        return self._writes.backend
 
     @property
     def policy(self) -> str:
         """When changes are written: ``"always"``, ``"batch"`` or ``"never"``."""
-        return self._policy
+        return self._writes.policy
 
     @property
     def flow_detail(self) -> models.FlowDetail:
@@ -226,114 +201,42 @@ class Storage:
     @property
     def claim(self) -> Claim | None:
         """The claim this object holds on the flow detail (None without ``claim=True``)."""
-        return self._keeper.claim if self._keeper is not None else None
+        keeper = self._writes.keeper
+        return keeper.claim if keeper is not None else None
 
     @property
     def has_pending(self) -> bool:
         """Whether changes are waiting for :meth:`flush` (never under policy ``"never"``)."""
         with self._lock.read_lock():
-            return self._pending
+            return self._writes.pending
 
-    # -- writing, as the policy says ----------------------------------------
+    # -- writing, as the policy says (see .write_policy) ------------------------
     def _connection(self) -> Connection:
-        if self._conn is None:
-            self._conn = self._backend.get_connection()
-            if self._owner is not None:
-                self._conn.owner = self._owner  # attributes this object's writes
-        return self._conn
-
-    def _writer(self) -> Connection:
-        """The connection to write through, once the claim (if any) is known to be held."""
-        if self._keeper is not None:
-            self._keeper.check()
-        return self._connection()
-
-    @property
-    def _deferring(self) -> bool:
-        return self._policy == BATCH or self._batch_depth > 0
-
-    def _change_atom(self, ad: models.AtomDetail,
-                     mutate: Callable[[models.AtomDetail], bool]) -> bool:
-        """Apply ``mutate`` to ``ad`` and persist it per policy (write lock held).
-
-        A failed immediate write puts ``ad`` back as it was.
-        """
-        listeners = self._listeners
-        if self._policy == NEVER or self._deferring:
-            if listeners is not None and self._policy != NEVER:
-                listeners.capture(ad, "atom")
-            changed = mutate(ad)
-            self._pending |= changed and self._policy != NEVER
-            return changed
-        snapshot = undo_point(ad)
-        if listeners is not None:
-            listeners.capture(ad, "atom")
-        if not mutate(ad):
-            return False
-        try:
-            self._writer().update_atom_details(ad)
-        except BaseException:
-            roll_back(ad, snapshot)
-            raise
-        if listeners is not None:
-            listeners.written()
-        return True
-
-    def _change_flow(self, mutate: Callable[[models.FlowDetail], bool],
-                     flush: bool = False) -> bool:
-        """Apply ``mutate`` to the flow detail and persist it, with pending atoms if any."""
-        if self._policy == NEVER:
-            return mutate(self._flow)
-        listeners = self._listeners
-        if listeners is not None:
-            listeners.capture(self._flow, "flow")
-        if self._deferring and not flush:
-            changed = mutate(self._flow)
-            self._pending |= changed
-            return changed
-        snapshot = undo_point(self._flow)
-        changed = mutate(self._flow)
-        if not changed and not self._pending:
-            return False
-        try:
-            self._writer().update_flow_details(self._flow)
-        except BaseException:
-            roll_back(self._flow, snapshot)
-            raise
-        self._pending = False
-        if listeners is not None:
-            listeners.written()
-        return changed
+        return self._writes.connection()
 
     def flush(self) -> None:
         """Write every pending change in one backend transaction (no-op if none)."""
         with self._lock.write_lock():
-            self._change_flow(lambda fd: False, flush=True)
+            self._writes.change_flow(self._flow, lambda fd: False, flush=True)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[Storage]:
         """Defer writes until the block ends, then write them in one transaction."""
         with self._lock.write_lock():
-            self._batch_depth += 1
+            self._writes.batch_depth += 1
         try:
             yield self
         finally:
             with self._lock.write_lock():
-                self._batch_depth -= 1
-                if self._batch_depth == 0:
-                    self._change_flow(lambda fd: False, flush=True)
+                self._writes.batch_depth -= 1
+                if self._writes.batch_depth == 0:
+                    self._writes.change_flow(self._flow, lambda fd: False, flush=True)
 
     def close(self) -> None:
         """Release the claim (if held), close the connection (and the in-memory backend
         this object created)."""
         with self._lock.write_lock():
-            if self._keeper is not None:
-                self._keeper.release()
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            if self._owns_backend:
-                self._backend.close()
+            self._writes.close()
 
     def refresh(self) -> models.FlowDetail:
         """Reload the flow detail and its atom details from the backend, in place.
@@ -343,13 +246,13 @@ class Storage:
         (policy ``"batch"``) are dropped; transient injections stay.
         """
         with self._lock.write_lock():
-            if self._policy == NEVER and self._owns_backend:
+            if self._writes.policy == NEVER and self._writes.owns_backend:
                 return self._flow  # nothing was ever stored
             fresh = self._connection().get_flow_details(self._flow.uuid)
             flow = self._flow.update(fresh)
             take_bookkeeping(flow, fresh)   # revision, "changed", token: as loaded
             self._by_name = {ad.name: ad for ad in flow}
-            self._pending = False
+            self._writes.pending = False
             return flow
 
     def __enter__(self) -> Storage:
@@ -401,7 +304,7 @@ class Storage:
                     for ad in new.values():
                         fd.add(ad)
                     return True
-                self._change_flow(add)
+                self._writes.change_flow(self._flow, add)
                 self._by_name.update(new)
             for atom in atoms:
                 self._lookup.register(atom.name, getattr(atom, "save_as", None) or {})
@@ -430,7 +333,7 @@ class Storage:
         """
         _check(state, states.ATOM_STATES, "atom state")
         with self._lock.write_lock():
-            self._change_atom(self._detail(atom_name), lambda d: _assign(d, "state", state))
+            self._writes.change_atom(self._detail(atom_name), lambda d: _assign(d, "state", state))
 
     def get_atom_state(self, atom_name: str) -> str | None:
         """The atom's state as stored (None only for a detail that never had one)."""
@@ -446,7 +349,7 @@ class Storage:
         """
         _check(intention, states.INTENTIONS, "intention")
         with self._lock.write_lock():
-            self._change_atom(self._detail(atom_name),
+            self._writes.change_atom(self._detail(atom_name),
                               lambda d: _assign(d, "intention", intention))
 
     def get_atom_intention(self, atom_name: str) -> str:
@@ -478,13 +381,13 @@ class Storage:
         """Merge ``update_with`` into the atom detail's metadata."""
         with self._lock.write_lock():
             ad = self._detail(atom_name)
-            self._change_atom(ad, self._meta_update(update_with))
+            self._writes.change_atom(ad, self._meta_update(update_with))
 
     def update_flow_metadata(self, update_with: Mapping[str, Any]
                              | Iterable[tuple[str, Any]]) -> None:
         """Merge ``update_with`` into the flow detail's metadata."""
         with self._lock.write_lock():
-            self._change_flow(self._meta_update(update_with))
+            self._writes.change_flow(self._flow, self._meta_update(update_with))
 
     # -- progress ----------------------------------------------------------
     def set_task_progress(self, task_name: str, progress: float,
@@ -496,7 +399,7 @@ class Storage:
                                           if details else None)
         with self._lock.write_lock():
             ad = self._detail(task_name, models.TaskDetail)
-            self._change_atom(ad, self._meta_update(update))
+            self._writes.change_atom(ad, self._meta_update(update))
 
     def get_task_progress(self, task_name: str) -> float:
         """A task's last recorded progress, 0.0–1.0 (0.0 if none was recorded)."""
@@ -528,7 +431,7 @@ class Storage:
                     d.meta[META_FINGERPRINT] = mark
                     changed = True
                 return changed
-            self._change_atom(ad, mutate)
+            self._writes.change_atom(ad, mutate)
             if state == states.SUCCESS and ad.intention == states.EXECUTE:
                 missing = self._lookup.missing_outputs(atom_name, result)
                 if missing:
@@ -597,7 +500,7 @@ class Storage:
         with self._lock.write_lock():
             ad = self._detail(atom_name)
             if ad.state != state:
-                self._change_atom(ad, lambda d: d.reset(state) or True)
+                self._writes.change_atom(ad, lambda d: d.reset(state) or True)
 
     # -- retries -----------------------------------------------------------
     def save_retry_failure(self, retry_name: str, failed_atom_name: str,
@@ -613,7 +516,7 @@ class Storage:
             d.results = d.results[:-1] + [(data, {**failures, failed_atom_name: failure})]
             return True
         with self._lock.write_lock():
-            self._change_atom(self._detail(retry_name, models.RetryDetail), mutate)
+            self._writes.change_atom(self._detail(retry_name, models.RetryDetail), mutate)
 
     def cleanup_retry_history(self, retry_name: str, state: str) -> None:
         """Forget a retry's attempts and put it in ``state``."""
@@ -623,7 +526,7 @@ class Storage:
             changed = _assign(d, "state", state)
             return _assign(d, "results", []) or changed
         with self._lock.write_lock():
-            self._change_atom(self._detail(retry_name, models.RetryDetail), mutate)
+            self._writes.change_atom(self._detail(retry_name, models.RetryDetail), mutate)
 
     def get_retry_history(self, retry_name: str) -> History:
         """The attempts of a retry: each one's result and the failures seen during it.
@@ -661,7 +564,7 @@ class Storage:
                 injected.update(pairs)
                 d.meta[META_INJECTED] = injected
                 return True
-            self._change_atom(ad, mutate)
+            self._writes.change_atom(ad, mutate)
 
     def inject(self, pairs: Mapping[str, Any] | Iterable, transient: bool = False) -> None:
         """Give values to every atom of the flow (flow parameters).
@@ -676,13 +579,13 @@ class Storage:
                 return
             injector = self._by_name.get(self.injector_name)
             if injector is not None:
-                self._change_atom(injector, lambda d: _assign(d, "results",
+                self._writes.change_atom(injector, lambda d: _assign(d, "results",
                                                               {**(d.results or {}), **pairs}))
                 return
             injector = models.TaskDetail(self.injector_name, str(_uuid.uuid4()))
             injector.state = states.SUCCESS
             injector.results = pairs
-            self._change_flow(lambda fd: fd.add(injector) or True)
+            self._writes.change_flow(self._flow, lambda fd: fd.add(injector) or True)
             self._by_name[self.injector_name] = injector
 
     # -- lookup ------------------------------------------------------------
@@ -745,7 +648,7 @@ class Storage:
         """Set the flow's state; also writes every pending change (one transaction)."""
         _check(state, states.FLOW_STATES, "flow state")
         with self._lock.write_lock():
-            self._change_flow(lambda fd: _assign(fd, "state", state), flush=True)
+            self._writes.change_flow(self._flow, lambda fd: _assign(fd, "state", state), flush=True)
 
     def get_flow_state(self) -> str:
         """The flow's state (PENDING for a flow that never had one).
@@ -772,16 +675,17 @@ class Storage:
     def add_listener(self, listener: Callable[[Change], Any]) -> None:
         """Call ``listener(change)`` after each durable change (:mod:`persistence.listeners`)."""
         with self._lock.write_lock():
-            if self._listeners is None:
-                self._listeners = Listeners()
-            self._listeners.callbacks.append(listener)
+            if self._writes.listeners is None:
+                self._writes.listeners = Listeners()
+            self._writes.listeners.callbacks.append(listener)
 
     def remove_listener(self, listener: Callable[[Change], Any]) -> None:
         """Stop calling ``listener``; ValueError if it was not added."""
         with self._lock.write_lock():
-            if self._listeners is None or listener not in self._listeners.callbacks:
+            listeners = self._writes.listeners
+            if listeners is None or listener not in listeners.callbacks:
                 raise ValueError(f"{listener!r} is not a listener of this storage")
-            self._listeners.callbacks.remove(listener)
+            listeners.callbacks.remove(listener)
 
     # -- staleness (see persistence.staleness) -----------------------------------
     def _transient_args(self, args_mapping: Mapping[str, str], atom_name: str) -> set[str]:
@@ -804,7 +708,7 @@ class Storage:
 
     def _fingerprint(self, ad: models.AtomDetail, state: str, result: Any) -> dict | None:
         """The fingerprint to store with a successful result (None: nothing to record)."""
-        if (self._policy == NEVER or state != states.SUCCESS or isinstance(result, Failure)
+        if (self._writes.policy == NEVER or state != states.SUCCESS or isinstance(result, Failure)
                 or ad.intention != states.EXECUTE):
             return None
         atom = self._atoms.get(ad.name)
@@ -876,9 +780,9 @@ class Storage:
                 for name in names:
                     ad = self._by_name.get(name)
                     if ad is not None:
-                        self._change_atom(ad, forget)
+                        self._writes.change_atom(ad, forget)
             return names
 
     def __repr__(self) -> str:
         return (f"<Storage flow={self._flow.name!r} uuid={self._flow.uuid} "
-                f"policy={self._policy} backend={type(self._backend).__name__}>")
+                f"policy={self._writes.policy} backend={type(self._writes.backend).__name__}>")

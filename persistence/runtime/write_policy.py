@@ -1,0 +1,146 @@
+"""WritePolicy: when :class:`~.storage.Storage`'s changes reach the backend, and
+the undo of a write that fails.
+
+Persistence policy — *when* changes reach the backend (``policy=``):
+
+``"always"`` (default)
+    Every change is written before the call returns, and one logical change
+    is one backend write: ``save`` stores result and state in one
+    ``update_atom_details``; flow-level changes (flow state, flow metadata,
+    new atom details) are one ``update_flow_details``.  Setting a value it
+    already has writes nothing.  *Crash window:* only the call in flight; a
+    resumed run re-executes at most the atoms that were running (at-least-once).
+``"batch"``
+    Changes accumulate in memory and are written together, in one backend
+    transaction (``update_flow_details``: the flow and only the atoms that
+    changed), by :meth:`Storage.flush`, at the end of ``with storage.batch():``
+    and on every flow state change.  :attr:`Storage.has_pending` says whether
+    anything is unwritten.  *Crash window:* everything since the last flush —
+    atoms finished since then run again on resumption — but what is stored is
+    always a consistent snapshot.  ``with storage.batch():`` gives the same
+    grouping for one block under the ``"always"`` policy.
+``"never"``
+    Nothing reaches the backend.  *Crash window:* the whole run; there is
+    nothing to resume from.
+
+A failed immediate write puts the record back as it was (bookkeeping
+included, see :mod:`persistence.models.bookkeeping`); listeners hear only of
+changes that reached the store.  The caller holds Storage's write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..backends.base import Backend, Connection
+from ..models import records as models
+from ..models.bookkeeping import roll_back, undo_point
+from .claim_keeper import ClaimKeeper
+from .listeners import Listeners
+
+__all__ = ["WritePolicy", "POLICIES", "ALWAYS", "BATCH", "NEVER"]
+
+ALWAYS, BATCH, NEVER = "always", "batch", "never"
+POLICIES = (ALWAYS, BATCH, NEVER)
+
+
+class WritePolicy:
+    """The connection, policy, batching, pending flag, claim check and
+    listeners of one :class:`~.storage.Storage`."""
+
+    def __init__(self, backend: Backend, policy: str, owner: str | None,
+                 owns_backend: bool) -> None:
+        self.backend = backend
+        self.policy = policy
+        self.owner = owner
+        #: Whether the backend was made for this Storage (closed with it).
+        self.owns_backend = owns_backend
+        #: Keeps the claim when ``Storage(claim=True)``; checked before each write.
+        self.keeper: ClaimKeeper | None = None
+        #: Listeners of durable changes; created on the first ``add_listener``.
+        self.listeners: Listeners | None = None
+        self.batch_depth = 0
+        self.pending = False
+        self._conn: Connection | None = None
+
+    def connection(self) -> Connection:
+        """The connection of this Storage, opened on first use."""
+        if self._conn is None:
+            self._conn = self.backend.get_connection()
+            if self.owner is not None:
+                self._conn.owner = self.owner  # attributes this object's writes
+        return self._conn
+
+    def writer(self) -> Connection:
+        """The connection to write through, once the claim (if any) is known to be held."""
+        if self.keeper is not None:
+            self.keeper.check()
+        return self.connection()
+
+    @property
+    def deferring(self) -> bool:
+        """Whether writes wait for a flush (policy ``"batch"`` or inside ``batch()``)."""
+        return self.policy == BATCH or self.batch_depth > 0
+
+    def change_atom(self, ad: models.AtomDetail,
+                    mutate: Callable[[models.AtomDetail], bool]) -> bool:
+        """Apply ``mutate`` to ``ad`` and persist it per policy; whether it changed."""
+        listeners = self.listeners
+        if self.policy == NEVER or self.deferring:
+            if listeners is not None and self.policy != NEVER:
+                listeners.capture(ad, "atom")
+            changed = mutate(ad)
+            self.pending |= changed and self.policy != NEVER
+            return changed
+        snapshot = undo_point(ad)
+        if listeners is not None:
+            listeners.capture(ad, "atom")
+        if not mutate(ad):
+            return False
+        try:
+            self.writer().update_atom_details(ad)
+        except BaseException:
+            roll_back(ad, snapshot)
+            raise
+        if listeners is not None:
+            listeners.written()
+        return True
+
+    def change_flow(self, flow: models.FlowDetail, mutate: Callable[[models.FlowDetail], bool],
+                    flush: bool = False) -> bool:
+        """Apply ``mutate`` to ``flow`` and persist it, with pending atoms if any."""
+        if self.policy == NEVER:
+            return mutate(flow)
+        listeners = self.listeners
+        if listeners is not None:
+            listeners.capture(flow, "flow")
+        if self.deferring and not flush:
+            changed = mutate(flow)
+            self.pending |= changed
+            return changed
+        snapshot = undo_point(flow)
+        changed = mutate(flow)
+        if not changed and not self.pending:
+            return False
+        try:
+            self.writer().update_flow_details(flow)
+        except BaseException:
+            roll_back(flow, snapshot)
+            raise
+        self.pending = False
+        if listeners is not None:
+            listeners.written()
+        return changed
+
+    def close(self) -> None:
+        """Release the claim (if held), close the connection (and an owned backend)."""
+        if self.keeper is not None:
+            self.keeper.release()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self.owns_backend:
+            self.backend.close()
+
+    def __repr__(self) -> str:
+        return f"<WritePolicy {self.policy} pending={self.pending}>"
