@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import datetime
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from ...exceptions import NotFound, SerializationError
@@ -295,12 +295,6 @@ class PathLifecycle:
                                            None, None))
 
     # -- retention -----------------------------------------------------------------
-    def purge(self, finished_before: datetime.datetime,
-              states: Iterable[str] = lifecycle.FINISHED, batch_size: int = 100,
-              dry_run: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> lifecycle.PurgeReport:
-        return lifecycle.purge(self, finished_before, states, batch_size, dry_run, progress)
-
     # Primitives of lifecycle.purge over the path layout.
     def _purge_candidates(self, cutoff: datetime.datetime,
                           wanted: tuple[str, ...]) -> list[str]:

@@ -11,7 +11,7 @@ deletes at most ``batch_size`` logbooks per transaction (children cascade).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -372,12 +372,6 @@ class SQLLifecycle:
         return self._session.read("list flow details", body, consistent=logbook is not None)
 
     # -- retention -------------------------------------------------------------------------
-    def purge(self, finished_before: datetime.datetime,
-              states: Iterable[str] = lifecycle.FINISHED, batch_size: int = 100,
-              dry_run: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> lifecycle.PurgeReport:
-        return lifecycle.purge(self, finished_before, states, batch_size, dry_run, progress)
-
     # Primitives of lifecycle.purge in SQL: what qualifies is one WHERE clause.
     def _purge_candidates(self, cutoff: datetime.datetime,
                           wanted: tuple[str, ...]) -> list[str]:
