@@ -31,11 +31,10 @@ print(json.dumps(measure({n}, {repeat})))
 
 
 def _flow() -> tuple[Any, Any]:
-    from persistence.atom import Task
-    from persistence.storage import Storage
-
     import persistence
+    from persistence.atom import Task
     from persistence.models import FlowDetail, LogBook
+    from persistence.storage import Storage
 
     be = persistence.fetch("memory://")
     book, flow = LogBook("bench"), FlowDetail("bench")
@@ -62,9 +61,8 @@ def measure(n: int, repeat: int) -> float:
 
 def _bare(n: int, repeat: int) -> float:
     """The same with every instrumented function swapped for the one it wraps."""
-    from persistence.base import Connection
-
     from persistence import storage as storage_module
+    from persistence.base import Connection
 
     swapped: list[tuple[type, str, Any]] = []
 

@@ -8,11 +8,11 @@ import os
 import zipfile
 
 import pytest
-from persistence.failure import Failure
 
 import persistence
 from persistence import states
 from persistence.exceptions import Duplicate, NotFound
+from persistence.failure import Failure
 from persistence.models import FlowDetail, LogBook, RetryDetail, TaskDetail
 from persistence.testing._support import same_atom, same_failure
 from persistence.testing.samples import (

@@ -15,12 +15,12 @@ import sys
 import time
 
 import sqlalchemy as sa
-from persistence.atom import Task
-from persistence.storage import Storage
 
 import persistence
 from persistence import states
+from persistence.atom import Task
 from persistence.models import FlowDetail, LogBook
+from persistence.storage import Storage
 from tests.test_cli import run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -12,10 +12,10 @@ import subprocess
 import sys
 
 import pytest
-from persistence.atom import Task
 
 import persistence
 from persistence import models, states
+from persistence.atom import Task
 from persistence.exceptions import NotFound
 from persistence.tools import demo
 from persistence.tools.cli import app as cli

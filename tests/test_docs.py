@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from persistence.atom import Atom, History, Retry, Task
 from persistence.storage import Storage
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from persistence.storage import Storage
 
 import persistence
 from persistence import states
+from persistence.storage import Storage
 from tests.conftest import IN_CI
 from tests.fixtures import _zkserver
 from tests.test_cli import run

@@ -6,9 +6,9 @@ import datetime
 import json
 
 import pytest
-from persistence.failure import Failure
 
 from persistence import states
+from persistence.failure import Failure
 from persistence.models import (
     AtomDetail,
     FlowDetail,

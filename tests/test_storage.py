@@ -6,11 +6,9 @@ import contextlib
 import uuid
 
 import pytest
-from persistence.atom import Retry, Task
-from persistence.failure import Failure
-from persistence.storage import AmbiguousName, DisallowedAccess, Storage
 
 from persistence import models, states
+from persistence.atom import Retry, Task
 from persistence.backends.memory import MemoryBackend
 from persistence.exceptions import (
     ConfigurationError,
@@ -19,6 +17,8 @@ from persistence.exceptions import (
     NotFound,
     StorageFailure,
 )
+from persistence.failure import Failure
+from persistence.storage import AmbiguousName, DisallowedAccess, Storage
 
 
 def saved_flow(backend, name: str = "flow") -> models.FlowDetail:

@@ -6,11 +6,11 @@ import logging
 import time
 
 import pytest
-from persistence.atom import Task
-from persistence.storage import Storage
 
 from persistence import models, states
+from persistence.atom import Task
 from persistence.exceptions import ConfigurationError, Conflict, NotOwner
+from persistence.storage import Storage
 
 TTL = 0.6
 

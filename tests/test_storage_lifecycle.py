@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 
 import pytest
-from persistence.atom import Retry, Task
-from persistence.storage import Storage
 
 import persistence
 from persistence import states
+from persistence.atom import Retry, Task
 from persistence.exceptions import Conflict, FingerprintError
 from persistence.models import FlowDetail, LogBook
 from persistence.runtime.listeners import Change
 from persistence.runtime.staleness import META_FINGERPRINT, digest
+from persistence.storage import Storage
 from persistence.testing.samples import new_uuid
 
 

@@ -14,13 +14,13 @@ import sys
 import time
 
 import pytest
-from persistence.atom import Task
-from persistence.storage import Storage
 
 import persistence
 from persistence import states, telemetry
+from persistence.atom import Task
 from persistence.exceptions import Conflict, StorageFailure
 from persistence.models import FlowDetail, LogBook
+from persistence.storage import Storage
 from persistence.tools import demo
 from persistence.tools.engine import Engine
 

@@ -37,10 +37,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from persistence.storage import Storage
 
 import persistence
 from persistence import models, states
+from persistence.storage import Storage
 from persistence.tools.demo import COUNT, build_flow
 from persistence.tools.engine import Engine
 from tests.conftest import unavailable

@@ -18,7 +18,6 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from persistence.failure import Failure
 
 import persistence
 from persistence import states
@@ -29,6 +28,7 @@ from persistence.exceptions import (
     NotFound,
     StorageFailure,
 )
+from persistence.failure import Failure
 from persistence.models import FlowDetail, LogBook, RetryDetail, TaskDetail
 
 GOOD = {"name": "n", "uuid": "u-1"}

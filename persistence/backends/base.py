@@ -236,7 +236,7 @@ class Connection(abc.ABC):
     def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
         """The atom details of a flow detail; NotFound if the flow does not exist."""
 
-    # -- flow ownership (see persistence.claims) -------------------------------
+    # -- flow ownership (see persistence.models.claim) -------------------------------
     def claim_flow(self, flow_uuid: str, owner: str, ttl: float = DEFAULT_TTL) -> Claim:
         """Make ``owner`` the owner of a flow detail for ``ttl`` seconds and return the
         claim.  NotOwner if another owner's claim is live; an expired one is taken

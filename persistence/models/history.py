@@ -13,7 +13,7 @@ details, taken by ``Connection.snapshot_flow`` and put back by
 ``Connection.restore_flow``.
 
 This module also holds the one stored form of both (JSON objects, through
-:mod:`persistence.serialization`), shared by every backend that stores them
+:mod:`persistence.models.encoding`), shared by every backend that stores them
 as documents.
 """
 

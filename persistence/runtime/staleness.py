@@ -14,7 +14,7 @@ they are not stored, and are often resources (connections, clients) that
 have no stable value.  Any other argument that is not JSON-serializable
 raises :class:`~persistence.exceptions.FingerprintError` naming it.
 
->>> from persistence.staleness import digest
+>>> from persistence.runtime.staleness import digest
 >>> digest({"n": 1, "items": (1, 2)}, "sum") == digest({"items": [1, 2], "n": 1}, "sum")
 True
 """

@@ -4,7 +4,7 @@ An engine reads and writes run-time state only through :class:`Storage`:
 atom states and intentions, results and failures, retry histories, progress,
 metadata and injected values.  Names and semantics follow TaskFlow's
 ``taskflow.storage.Storage``; how values are found by name lives in
-:mod:`persistence.lookup`.
+:mod:`persistence.runtime.lookup`.
 
 Persistence policy — *when* changes reach the backend (``policy=``:
 ``"always"``, ``"batch"`` or ``"never"``) — and the undo of a failed write
@@ -88,7 +88,7 @@ class Storage:
     detail must already be saved in ``backend`` (``save_logbook``).
     ``scope_fetcher(atom_name)`` (TaskFlow's name; ``scope_lookup=`` is
     accepted as an alias) returns the scope used to pick among several
-    providers of a value (see :mod:`persistence.lookup`).
+    providers of a value (see :mod:`persistence.runtime.lookup`).
 
     ``owner`` names who writes (an engine id; recorded where the backend keeps
     history).  With ``claim=True`` the flow detail is claimed for ``owner``
@@ -97,7 +97,7 @@ class Storage:
     reloaded from the backend, and the claim is renewed in the background
     every ``ttl / 3`` seconds until :meth:`close`; every write first checks
     that the claim is still held and raises ``NotOwner`` if not (see
-    :mod:`persistence.claim_keeper`).
+    :mod:`persistence.runtime.claim_keeper`).
 
     Values that reach a backend — the default in-memory one included — must
     be JSON-serializable; keep others in transient injections or use
@@ -673,7 +673,7 @@ class Storage:
 
     # -- listeners -----------------------------------------------------------
     def add_listener(self, listener: Callable[[Change], Any]) -> None:
-        """Call ``listener(change)`` after each durable change (:mod:`persistence.listeners`)."""
+        """Call ``listener(change)`` after each durable change (see :mod:`.listeners`)."""
         with self._lock.write_lock():
             if self._writes.listeners is None:
                 self._writes.listeners = Listeners()
@@ -687,7 +687,7 @@ class Storage:
                 raise ValueError(f"{listener!r} is not a listener of this storage")
             listeners.callbacks.remove(listener)
 
-    # -- staleness (see persistence.staleness) -----------------------------------
+    # -- staleness (see persistence.runtime.staleness) -----------------------------------
     def _transient_args(self, args_mapping: Mapping[str, str], atom_name: str) -> set[str]:
         """Arguments whose value comes from a transient injection."""
         if not self._transients and not self._atom_transients:

@@ -5,7 +5,7 @@ An archive is a zip file with two members:
 ``records.jsonl``
     One JSON object per line: a logbook, then each of its flow details, each
     followed by its atom details.  Every line is the record exactly as
-    :mod:`persistence.serialization` builds it (``to_dict`` plus ``type`` and
+    :mod:`persistence.models.encoding` builds it (``to_dict`` plus ``type`` and
     ``parent_uuid``; failures as ``Failure.to_dict``) with a ``kind`` key
     (``logbook``, ``flow``, ``atom``).
 ``manifest.json``
@@ -20,7 +20,7 @@ parents match, every uuid and name storable) before it writes anything, with
 memory bounded by :class:`Limits` (see :mod:`persistence.archive_reader`), so
 a corrupt, truncated or hostile archive raises :class:`ArchiveError` and
 leaves the destination untouched.  Then it reads it again and writes one
-logbook at a time (see :func:`persistence.migrate.put_logbook`); if anything
+logbook at a time (see :func:`persistence.tools.copy.put_logbook`); if anything
 fails on the way (the backend, the archive changed meanwhile, Ctrl-C), the
 logbooks it created are deleted and those it replaced are put back, so the
 destination holds exactly what it held before (``atomic=False`` keeps what
@@ -234,7 +234,7 @@ def import_archive(conn: Connection, path: str | os.PathLike, *, existing: str =
                    atomic: bool = True, limits: Limits | None = None) -> MigrationReport:
     """Verify the archive ``path``, then write its logbooks into ``conn``.
 
-    ``existing`` (see :data:`persistence.migrate.EXISTING`) defaults to
+    ``existing`` (see :data:`persistence.tools.copy.EXISTING`) defaults to
     ``fail``: if any logbook of the archive is already in the destination,
     Duplicate is raised and nothing is written.  ``dry_run`` verifies only.
     With ``atomic`` (the default) a failure while writing puts the destination

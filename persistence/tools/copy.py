@@ -16,7 +16,7 @@ Every field of every record is copied, failures included, except
 it stored the logbook.
 
 >>> import persistence
->>> from persistence.migrate import migrate
+>>> from persistence.tools.copy import migrate
 >>> with persistence.backend("memory://") as src, persistence.backend("memory://") as dst:
 ...     with src.get_connection() as s, dst.get_connection() as d:
 ...         _ = s.save_logbook(persistence.LogBook("nightly"))

@@ -2,7 +2,7 @@
 
 The parent process saves a new logbook with one flow detail in the backend,
 then starts a child process that runs the flow with the reference engine
-(:mod:`persistence.engine`) and really kills itself (``SIGKILL``) in the
+(:mod:`persistence.tools.engine`) and really kills itself (``SIGKILL``) in the
 middle of the task after the first N have finished.  A second, fresh child
 resumes from the same logbook: tasks whose results are stored are skipped,
 the rest run.  Every execution of a task is appended to a journal file, so
@@ -14,7 +14,7 @@ The flow — values passed by name, through ``Storage`` only::
     count (injected) → generate → square → total → split ─┬→ left ──┬→ join
                                                           └→ right ─┘
 
-Run as ``python -m persistence.demo`` this module is the child (the backend
+Run as ``python -m persistence.tools.demo`` this module is the child (the backend
 URI comes from the ``PERSISTENCE_DEMO_BACKEND`` environment variable, so a
 password never shows in a process listing).
 """
@@ -89,7 +89,7 @@ def build_flow() -> list[DemoTask]:
 # -- the child process ---------------------------------------------------------
 
 def _child(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m persistence.demo")
+    parser = argparse.ArgumentParser(prog="python -m persistence.tools.demo")
     parser.add_argument("--flow", required=True)
     parser.add_argument("--journal", required=True)
     parser.add_argument("--report", required=True)
@@ -179,7 +179,7 @@ class DemoReport:
 
 def _spawn(flow_uuid: str, journal: str, report: str, crash_after: int | None,
            uri: str, out: Callable[[str], None], label: str) -> tuple[int, int]:
-    cmd = [sys.executable, "-m", "persistence.demo", "--flow", flow_uuid,
+    cmd = [sys.executable, "-m", "persistence.tools.demo", "--flow", flow_uuid,
            "--journal", journal, "--report", report]
     if crash_after is not None:
         cmd += ["--crash-after", str(crash_after)]

@@ -11,7 +11,7 @@ Layout under a backend's root path::
 Children whose names start with ``.`` are never uuids (uuids cannot start
 with one): they belong to the record (history, a backend's own parts).
 History, snapshots, summaries, listings and purge live in
-:mod:`persistence.path_lifecycle`.
+:mod:`persistence.backends.pathbased.lifecycle`.
 
 A backend implements only the primitives (read, write, children, link,
 delete, transaction).  Saves go bottom-up — atoms, then their flow and its

@@ -1,4 +1,4 @@
-"""Records ↔ table rows: JSON columns through :mod:`persistence.serialization`.
+"""Records ↔ table rows: JSON columns through :mod:`persistence.models.encoding`.
 
 Uuids are checked as the path-based backends check them (ValueError), so a
 record any backend stores can be copied to any other.

@@ -23,7 +23,7 @@ registration and one handler, e.g.::
 
 Errors are one line on stderr naming the subcommand (``--debug`` adds the
 traceback), passwords masked, and with ``--json`` also a JSON error object on
-stdout; exit codes (:data:`persistence.cli_errors.EXIT_CODES`): 0 done, 1 a
+stdout; exit codes (:data:`persistence.tools.cli.errors.EXIT_CODES`): 0 done, 1 a
 check found problems, 2 an error (bad usage included), 130 interrupted.
 """
 
@@ -102,7 +102,7 @@ def connect(uri: str | None, upgrade: bool = False) -> Iterator[Connection]:
 
     ``upgrade=True`` brings the schema up to date first (for writers);
     readers leave the backend as it is, and get
-    :class:`~persistence.presence.StoreMissing` (nothing created) where there
+    :class:`~persistence.tools.presence.StoreMissing` (nothing created) where there
     is no store.
     """
     full = _uri(uri)
