@@ -35,6 +35,18 @@ def _in_database(engine: Any) -> str | None:
         database = engine.url.database or ""
         if database in ("", ":memory:") or not os.path.isfile(database):
             return None  # nothing there yet (and connecting would create the file)
+        # Read-only: an engine's connection would set the journal mode (a write).
+        read_only = sa.create_engine(f"sqlite:///file:{database}?mode=ro&uri=true")
+        try:
+            return _schema_in(read_only)
+        finally:
+            read_only.dispose()
+    return _schema_in(engine)
+
+
+def _schema_in(engine: Any) -> str | None:
+    import sqlalchemy as sa
+
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         names = set(inspector.get_table_names())

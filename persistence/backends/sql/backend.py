@@ -192,8 +192,9 @@ class SQLAlchemyBackend(Backend):
         if self.memory:
             return True
         url = self.engine.url
-        if self.dialect_name == "sqlite" and not os.path.isfile(url.database or ""):
-            return False
+        if self.dialect_name == "sqlite":
+            path = url.database or ""
+            return os.path.isfile(path) and migrate.sqlite_file_revision(path) is not None
         return self._revision("look for the persistence schema") is not None
 
     def schema_revision(self) -> str | None:

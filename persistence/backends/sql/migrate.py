@@ -90,6 +90,30 @@ def offline(url: sa.URL, start: str | None) -> str:
     return buffer.getvalue()
 
 
+def sqlite_file_revision(path: str) -> str | None:
+    """The migration the sqlite file at ``path`` is at (None: no schema), read
+    through a read-only connection: ours would set the journal mode, which
+    writes the file's header, and a read-only probe must leave it alone."""
+    import sqlite3
+    import urllib.parse
+
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
+    except sqlite3.Error as err:
+        raise StorageFailure(f"cannot open {path} to read it: {err}") from err
+    try:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                             (VERSION_TABLE,)).fetchone()
+        if found is None:
+            return None
+        row = conn.execute(f'SELECT version_num FROM "{VERSION_TABLE}"').fetchone()
+        return row[0] if row else None
+    except sqlite3.Error as err:
+        raise StorageFailure(f"cannot read the schema version of {path}: {err}") from err
+    finally:
+        conn.close()
+
+
 def upgrade(connection: sa.Connection) -> bool:
     """Migrate to head; False (and one cheap read) when already there."""
     try:
