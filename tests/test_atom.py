@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from persistence.atom import Atom, History, Retry, Task, version_string
 from persistence.failure import Failure
 

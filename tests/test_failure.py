@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from persistence.failure import Failure, WrappedFailure
 
 

@@ -30,11 +30,11 @@ import threading
 import time
 
 import pytest
-from persistence.atom import Task
-from persistence.storage import Storage
 
 import persistence
 from persistence import FlowDetail, LogBook, states
+from persistence.atom import Task
+from persistence.storage import Storage
 from tests.conftest import unavailable
 from tests.fixtures._zkserver import free_ports
 from tests.resumption.servers import _bindir, postgres_missing

@@ -8,11 +8,11 @@ update_flow_details or update_atom_details — one backend transaction.
 from __future__ import annotations
 
 import pytest
-from persistence.atom import Retry, Task
-from persistence.storage import Storage
 
 from persistence import models, states
+from persistence.atom import Retry, Task
 from persistence.exceptions import Conflict, NotFound
+from persistence.storage import Storage
 from tests.test_storage import boom, reload, saved_flow, stored_atom
 
 WRITES = ("save_logbook", "update_flow_details", "update_atom_details")

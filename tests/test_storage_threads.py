@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from persistence.atom import Task
-from persistence.storage import Storage
 
 from persistence import states
+from persistence.atom import Task
+from persistence.storage import Storage
 from tests.test_storage import reload, saved_flow
 
 THREADS = 50

@@ -17,7 +17,7 @@ name, renamed into place at the end: a failed export leaves nothing behind.
 Import reads the whole archive once to verify it (no member the manifest does
 not list, zip CRCs, the manifest's checksums and counts, every record decodes,
 parents match, every uuid and name storable) before it writes anything, with
-memory bounded by :class:`Limits` (see :mod:`persistence.archive_reader`), so
+memory bounded by :class:`Limits` (see :mod:`persistence.tools.archive_reader`), so
 a corrupt, truncated or hostile archive raises :class:`ArchiveError` and
 leaves the destination untouched.  Then it reads it again and writes one
 logbook at a time (see :func:`persistence.tools.copy.put_logbook`); if anything

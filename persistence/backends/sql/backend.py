@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 import tenacity
 
-from ...exceptions import ConfigurationError
+from ...exceptions import ConfigurationError, StorageFailure
 from ..base import URL_KEYS, Backend, store_token
 from ..url import mask_password
 from . import config, migrate
@@ -194,7 +194,12 @@ class SQLAlchemyBackend(Backend):
         url = self.engine.url
         if self.dialect_name == "sqlite":
             path = url.database or ""
-            return os.path.isfile(path) and migrate.sqlite_file_revision(path) is not None
+            if not os.path.isfile(path):
+                return False
+            try:
+                return migrate.sqlite_file_revision(path) is not None
+            except StorageFailure:   # not a database at all, or locked: the operation says
+                return True
         return self._revision("look for the persistence schema") is not None
 
     def schema_revision(self) -> str | None:
