@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis
+
 from persistence.base import translate_errors
 
 try:
@@ -34,9 +35,8 @@ try:
 except ImportError:  # a persistence from before store tokens: one token per instance
     def store_token(identity: str | None) -> object:
         return object()
-from persistence.path_based import PathBasedBackend, PathBasedConnection, next_revision
-
 from persistence.exceptions import ConfigurationError, Conflict, NotFound
+from persistence.path_based import PathBasedBackend, PathBasedConnection, next_revision
 
 __all__ = ["RedisBackend", "RedisConnection"]
 
