@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import urllib.request
 from typing import Any
 
 __all__ = ["taskflow_store_in"]
@@ -35,8 +37,12 @@ def _in_database(engine: Any) -> str | None:
         database = engine.url.database or ""
         if database in ("", ":memory:") or not os.path.isfile(database):
             return None  # nothing there yet (and connecting would create the file)
-        # Read-only: an engine's connection would set the journal mode (a write).
-        read_only = sa.create_engine(f"sqlite:///file:{database}?mode=ro&uri=true")
+        # Read-only: an engine's connection would set the journal mode (a write).  The
+        # path is URI-quoted, as the TaskFlow reader's own engine does (``?``/``#`` in it).
+        target = f"file:{urllib.request.pathname2url(os.path.abspath(database))}?mode=ro"
+        read_only = sa.create_engine(
+            "sqlite://", creator=lambda: sqlite3.connect(target, uri=True),
+            poolclass=sa.pool.NullPool)
         try:
             return _schema_in(read_only)
         finally:
