@@ -1,20 +1,20 @@
 """The ``persistence`` command (also ``python -m persistence``): its parser and ``main``.
 
-Every subcommand lives in a module of this package, grouped by what it does
-(:mod:`.browse`: ls, show, history, summary; :mod:`.maintenance`: purge,
-upgrade, validate; :mod:`.transfer`: export, import, migrate; :mod:`.demo`),
-and is listed once in :data:`COMMANDS`.  ``main`` parses, dispatches to the
-handler the subcommand set, and turns any error into one line.
+The subcommands live in modules grouped by what they do: :mod:`.browse` (ls,
+show, history, summary), :mod:`.maintenance` (purge, upgrade, validate),
+:mod:`.transfer` (export, import, migrate) and :mod:`.demo`; what they share
+is in :mod:`.common`, how records look in :mod:`.render`, how output is
+printed in :mod:`.console`.  ``main`` parses, runs the handler of the
+subcommand given, and turns any error into one line.
 
-Adding a subcommand is one module (or one function in a fitting group) and
-one line in :data:`COMMANDS`::
+Adding a subcommand is a function that adds its parser (in a new module, or
+in the group it belongs to) and one entry in :data:`COMMANDS`, as ``summary``::
 
-    # persistence/tools/cli/summary.py
+    # browse.py (abridged)
     def summary_command(subparsers):
-        parser = add_parser(subparsers, "summary", help="atom counts by state of a flow")
-        add_uri(parser)
+        parser = add_parser(subparsers, "summary", _summary, uri=True,
+                            help="atom counts by state of a flow")
         parser.add_argument("flow", metavar="FLOW_UUID")
-        parser.set_defaults(handler=_summary)
 
     def _summary(args, out):
         with connect(args.uri) as conn:
@@ -22,9 +22,10 @@ one line in :data:`COMMANDS`::
         out.json(summary.to_dict()) if args.json else out.table("Atoms by state", ...)
         return OK
 
-:func:`~.common.add_parser` gives it ``--json`` and ``--debug``,
-:func:`~.common.add_uri` its URI argument (or ``PERSISTENCE_URI``), and
-:func:`~.common.connect` opens the store through the public ``Connection``.
+:func:`~.common.add_parser` gives the subcommand ``--json`` and ``--debug``
+and, with ``uri=True``, a backend URI argument (``$PERSISTENCE_URI`` when
+left out); the handler reaches the store only through
+:func:`~.common.connect` (the public ``Connection``) and returns an exit code.
 
 Errors are one line on stderr naming the subcommand (``--debug`` adds the
 traceback), passwords masked, and with ``--json`` also a JSON error object on
@@ -44,12 +45,10 @@ from typing import Any
 
 from . import browse, demo, maintenance, transfer
 from . import errors as cli_errors
-from .browse import list_logbooks
-from .common import ENV_URI, OK, add_parser, add_uri, connect
+from .common import ENV_URI, OK
 from .console import Output, rich
 
-__all__ = ["main", "build_parser", "COMMANDS", "add_parser", "add_uri", "connect", "Output",
-           "list_logbooks", "ENV_URI"]
+__all__ = ["main", "build_parser", "COMMANDS", "ENV_URI"]
 
 #: Every subcommand, in the order ``persistence --help`` lists them.  Each adds its
 #: parser to the subparsers it is given and sets ``handler(args, out) -> exit code``.

@@ -12,7 +12,7 @@ from ...backends.base import Connection
 from ...exceptions import NotFound, PersistenceError
 from ...models import encoding as serialization
 from ...models import records as models
-from .common import OK, add_parser, add_uri, connect, count, when
+from .common import OK, add_limit, add_parser, add_time, connect, count
 from .console import Output, escape
 from .render import book_node, flow_json, flow_node, format_time, format_time_us, state_markup
 
@@ -50,20 +50,15 @@ _GLOB = re.compile(r"[*?\[]")
 
 def ls_command(subparsers: Any) -> None:
     """Add ``ls``."""
-    parser = add_parser(subparsers, "ls", help="list logbooks, newest first",
+    parser = add_parser(subparsers, "ls", _ls, uri=True, help="list logbooks, newest first",
                         description="List logbooks, newest first (by update time).")
-    add_uri(parser)
     parser.add_argument("--name", help="only logbooks with this name; a glob such as "
                                        "'nightly-*' matches several")
-    parser.add_argument("--updated-since", type=when, metavar="TIME",
-                        help="only logbooks updated at or after TIME (ISO 8601, or an age "
-                             "such as 12h or 7d)")
-    parser.add_argument("--updated-before", type=when, metavar="TIME",
-                        help="only logbooks updated before TIME")
-    parser.add_argument("--limit", type=count, default=50,
-                        help="at most this many (default: %(default)s; 0: no limit)")
+    add_time(parser, "--updated-since", "only logbooks updated at or after TIME (ISO 8601, "
+                                        "or an age such as 12h or 7d)")
+    add_time(parser, "--updated-before", "only logbooks updated before TIME")
+    add_limit(parser)
     parser.add_argument("--offset", type=count, default=0, help="skip this many first")
-    parser.set_defaults(handler=_ls)
 
 
 def _ls(args: argparse.Namespace, out: Output) -> int:
@@ -90,13 +85,12 @@ def _ls(args: argparse.Namespace, out: Output) -> int:
 
 def show_command(subparsers: Any) -> None:
     """Add ``show``."""
-    parser = add_parser(subparsers, "show", help="a logbook (or flow detail) as a tree",
+    parser = add_parser(subparsers, "show", _show, uri=True,
+                        help="a logbook (or flow detail) as a tree",
                         description="Show a logbook → its flow details → their atom details "
                                     "with states, intentions and short results.  A flow "
                                     "detail's uuid shows just that flow.")
-    add_uri(parser)
     parser.add_argument("uuid", metavar="UUID", help="logbook or flow detail uuid")
-    parser.set_defaults(handler=_show)
 
 
 def _show(args: argparse.Namespace, out: Output) -> int:
@@ -125,23 +119,19 @@ def _show(args: argparse.Namespace, out: Output) -> int:
 
 def history_command(subparsers: Any) -> None:
     """Add ``history``."""
-    parser = add_parser(subparsers, "history", help="the history of a flow or record",
+    parser = add_parser(subparsers, "history", _history, uri=True,
+                        help="the history of a flow or record",
                         description="Every write of a flow detail or atom detail, newest "
                                     "first: old and new state, revision, time and writer "
                                     "(--json adds uuids and intentions).  Without --flow or "
                                     "--uuid: everything.")
-    add_uri(parser)
     parser.add_argument("--flow", metavar="FLOW_UUID",
                         help="a flow detail and its atom details")
     parser.add_argument("--uuid", metavar="UUID", help="one flow detail or atom detail")
-    parser.add_argument("--since", type=when, metavar="TIME",
-                        help="only entries at or after TIME (ISO 8601, or an age such as 1h)")
-    parser.add_argument("--limit", type=count, default=50,
-                        help="at most this many, the newest (default: %(default)s; 0: no "
-                             "limit)")
+    add_time(parser, "--since", "only entries at or after TIME (ISO 8601, or an age such as 1h)")
+    add_limit(parser, "at most this many, the newest")
     parser.add_argument("--oldest-first", action="store_true",
                         help="print the entries shown in the order they happened")
-    parser.set_defaults(handler=_history)
 
 
 def _history(args: argparse.Namespace, out: Output) -> int:
@@ -175,13 +165,12 @@ def _history(args: argparse.Namespace, out: Output) -> int:
 
 def summary_command(subparsers: Any) -> None:
     """Add ``summary``."""
-    parser = add_parser(subparsers, "summary", help="atom counts by state of a flow",
+    parser = add_parser(subparsers, "summary", _summary, uri=True,
+                        help="atom counts by state of a flow",
                         description="Where a flow detail stands: its state, its atom details "
                                     "counted by state, how many hold a failure, and when it "
                                     "last changed (atom results are not read).")
-    add_uri(parser)
     parser.add_argument("flow", metavar="FLOW_UUID")
-    parser.set_defaults(handler=_summary)
 
 
 def _summary(args: argparse.Namespace, out: Output) -> int:

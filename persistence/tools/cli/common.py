@@ -8,7 +8,7 @@ import contextlib
 import datetime
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...backends import registry as loading
@@ -17,12 +17,16 @@ from ...backends.url import mask_password
 from ...exceptions import ConfigurationError, PersistenceError
 from .. import presence
 from . import errors as cli_errors
+from .console import Output
 
-__all__ = ["ENV_URI", "OK", "PROBLEMS", "ERROR", "add_parser", "add_uri", "backend_uri",
-           "connect", "when", "count"]
+__all__ = ["ENV_URI", "OK", "PROBLEMS", "ERROR", "Handler", "add_parser", "add_uri",
+           "add_time", "add_limit", "backend_uri", "connect", "when", "count"]
 
 ENV_URI = "PERSISTENCE_URI"
 OK, PROBLEMS, ERROR = cli_errors.OK, cli_errors.PROBLEMS, cli_errors.ERROR
+
+#: What a subcommand runs: its parsed arguments and where to print -> an exit code.
+Handler = Callable[[argparse.Namespace, Output], int]
 
 
 def _common() -> argparse.ArgumentParser:
@@ -34,15 +38,37 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def add_parser(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-    """A subcommand parser with the options every subcommand has (--json, --debug)."""
-    return subparsers.add_parser(name, parents=[_common()], **kwargs)
+def add_parser(subparsers: Any, name: str, handler: Handler, *, uri: bool = False,
+               **kwargs: Any) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``, which runs ``handler``.
+
+    It has the options every subcommand has (``--json``, ``--debug``) and, with
+    ``uri=True``, a backend URI as its first argument (:func:`add_uri`);
+    ``kwargs`` (``help``, ``description``) go to argparse.
+    """
+    parser = subparsers.add_parser(name, parents=[_common()], **kwargs)
+    if uri:
+        add_uri(parser)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def add_uri(parser: argparse.ArgumentParser, dest: str = "uri",
             help: str = "backend URI") -> None:
+    """An optional positional backend URI; missing, ``$PERSISTENCE_URI`` is used."""
     parser.add_argument(dest, nargs="?", metavar="URI",
                         help=f"{help} (default: ${ENV_URI})")
+
+
+def add_time(parser: argparse.ArgumentParser, flag: str, help: str, **kwargs: Any) -> None:
+    """An option taking a time: ISO 8601 or an age such as ``12h`` (see :func:`when`)."""
+    parser.add_argument(flag, type=when, metavar="TIME", help=help, **kwargs)
+
+
+def add_limit(parser: argparse.ArgumentParser, help: str = "at most this many") -> None:
+    """``--limit``: at most this many rows, 50 unless told, 0 for all."""
+    parser.add_argument("--limit", type=count, default=50,
+                        help=f"{help} (default: %(default)s; 0: no limit)")
 
 
 def backend_uri(value: str | None) -> str:

@@ -17,7 +17,8 @@ def demo_command(subparsers: Any) -> None:
     from .. import demo
 
     parser = add_parser(
-        subparsers, "demo", help="run a flow, SIGKILL it half-way, resume it in a fresh process",
+        subparsers, "demo", _demo,
+        help="run a flow, SIGKILL it half-way, resume it in a fresh process",
         description="Run a small flow (a chain and a diamond of tasks) in a child process "
                     "that SIGKILLs itself after N tasks, resume it from the same logbook "
                     "in a fresh process, and show which tasks were skipped and which ran.")
@@ -38,7 +39,6 @@ def demo_command(subparsers: Any) -> None:
     parser.add_argument("--crash-after", type=crash_after, default=demo.DEFAULT_CRASH_AFTER,
                         metavar="N", help=f"tasks to finish before the kill, 0-{tasks - 1} "
                                           f"(default: %(default)s)")
-    parser.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace, out: Output) -> int:

@@ -14,8 +14,8 @@ from ...exceptions import NotFound, PersistenceError, StorageFailure
 from ...models import states
 from .. import copy as migrate
 from . import errors as cli_errors
-from .common import OK, PROBLEMS, add_parser, add_uri, backend_uri, connect, count, when
-from .console import Output
+from .common import OK, PROBLEMS, add_parser, add_time, backend_uri, connect, count
+from .console import Output, isatty
 
 __all__ = ["purge_command", "upgrade_command", "validate_command", "confirm", "PURGE_LISTED"]
 
@@ -24,14 +24,14 @@ __all__ = ["purge_command", "upgrade_command", "validate_command", "confirm", "P
 
 def purge_command(subparsers: Any) -> None:
     """Add ``purge``."""
-    parser = add_parser(subparsers, "purge", help="delete old finished logbooks",
+    parser = add_parser(subparsers, "purge", _purge, uri=True,
+                        help="delete old finished logbooks",
                         description="Delete whole logbooks (flows, atoms, history, snapshots) "
                                     "last changed before TIME whose flow details are all "
                                     "finished, a batch of logbooks per transaction, so live "
                                     "writers wait for one batch at most.")
-    add_uri(parser)
-    parser.add_argument("--finished-before", type=when, required=True, metavar="TIME",
-                        help="cutoff: ISO 8601, or an age such as 30d")
+    add_time(parser, "--finished-before", "cutoff: ISO 8601, or an age such as 30d",
+             required=True)
     parser.add_argument("--state", action="append", choices=sorted(states.FLOW_STATES),
                         help="flow states that count as finished (repeatable; default: "
                              "SUCCESS, REVERTED, FAILURE)")
@@ -41,13 +41,12 @@ def purge_command(subparsers: Any) -> None:
                         help="list what would be deleted, delete nothing")
     parser.add_argument("--yes", action="store_true",
                         help="do not ask for confirmation (asked only on a terminal)")
-    parser.set_defaults(handler=_purge)
 
 
 def _purge(args: argparse.Namespace, out: Output) -> int:
     if args.batch_size < 1:
         raise PersistenceError("--batch-size must be at least 1")
-    ask = not (args.yes or args.dry_run or args.json) and _isatty(sys.stdin)
+    ask = not (args.yes or args.dry_run or args.json) and isatty(sys.stdin)
     with connect(args.uri) as conn, out.progress("logbooks") as progress:
         def purge(dry_run: bool) -> lifecycle.PurgeReport:
             stage = "dry run" if dry_run else "purge"
@@ -83,10 +82,6 @@ def _list_purged(out: Output, uuids: list[str]) -> None:
         out.line(f"  … and {len(uuids) - PURGE_LISTED} more (--json lists every one)")
 
 
-def _isatty(stream: Any) -> bool:
-    return bool(getattr(stream, "isatty", lambda: False)())
-
-
 def confirm(out: Output, report: lifecycle.PurgeReport) -> bool:
     """Show what a purge would delete and ask on the terminal; True for yes."""
     _list_purged(out, report.logbooks)
@@ -104,16 +99,15 @@ def confirm(out: Output, report: lifecycle.PurgeReport) -> bool:
 
 def upgrade_command(subparsers: Any) -> None:
     """Add ``upgrade``."""
-    parser = add_parser(subparsers, "upgrade", help="bring a backend's schema up to date",
+    parser = add_parser(subparsers, "upgrade", _upgrade, uri=True,
+                        help="bring a backend's schema up to date",
                         description="Create or migrate the backend's schema or layout.  "
                                     "With --sql (SQL backends), print the SQL instead of "
                                     "running it (Alembic offline mode).")
-    add_uri(parser)
     parser.add_argument("--sql", action="store_true", help="print the SQL, change nothing")
     parser.add_argument("--from", dest="start", metavar="REVISION",
                         help="with --sql: the migration the database is at ('base' for an "
                              "empty one); default: ask the database")
-    parser.set_defaults(handler=_upgrade)
 
 
 def _upgrade(args: argparse.Namespace, out: Output) -> int:
@@ -153,14 +147,13 @@ def _upgrade(args: argparse.Namespace, out: Output) -> int:
 
 def validate_command(subparsers: Any) -> None:
     """Add ``validate``."""
-    parser = add_parser(subparsers, "validate", help="check a backend and every record in it",
+    parser = add_parser(subparsers, "validate", _validate, uri=True,
+                        help="check a backend and every record in it",
                         description="Check the backend's schema or layout, then load every "
                                     "logbook with its flows and atoms and report those that "
                                     "cannot be read.  Exit code 1 if anything is wrong.")
-    add_uri(parser)
     parser.add_argument("--schema-only", action="store_true",
                         help="check the schema or layout only, not the records")
-    parser.set_defaults(handler=_validate)
 
 
 def _validate(args: argparse.Namespace, out: Output) -> int:

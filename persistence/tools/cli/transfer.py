@@ -14,7 +14,7 @@ from ...backends.url import mask_password
 from ...exceptions import ConfigurationError, Duplicate, PersistenceError
 from .. import archive, presence
 from .. import copy as migrate
-from .common import OK, add_parser, add_uri, backend_uri, connect
+from .common import OK, add_parser, backend_uri, connect
 from .console import Output
 
 __all__ = ["export_command", "import_command", "migrate_command"]
@@ -32,6 +32,11 @@ def _report(args: argparse.Namespace, out: Output, verb: str,
     return OK
 
 
+def _logbooks(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("--logbook", action="append", metavar="UUID",
+                        help=f"{verb} this logbook only (repeatable)")
+
+
 def _existing(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("--existing", choices=migrate.EXISTING, default=default,
                         help="a logbook already in the destination: resume = skip it if "
@@ -43,15 +48,13 @@ def _existing(parser: argparse.ArgumentParser, default: str) -> None:
 
 def export_command(subparsers: Any) -> None:
     """Add ``export``."""
-    parser = add_parser(subparsers, "export", help="write logbooks to an archive file",
+    parser = add_parser(subparsers, "export", _export, uri=True,
+                        help="write logbooks to an archive file",
                         description="Write every logbook (or the ones named) to one "
                                     "self-describing archive: a zip with the records as "
                                     "JSON lines and a manifest with counts and sha256.")
-    add_uri(parser)
     parser.add_argument("file", metavar="FILE", help="archive to write (replaced if present)")
-    parser.add_argument("--logbook", action="append", metavar="UUID",
-                        help="export this logbook only (repeatable)")
-    parser.set_defaults(handler=_export)
+    _logbooks(parser, "export")
 
 
 def _export(args: argparse.Namespace, out: Output) -> int:
@@ -76,12 +79,12 @@ def _export(args: argparse.Namespace, out: Output) -> int:
 
 def import_command(subparsers: Any) -> None:
     """Add ``import``."""
-    parser = add_parser(subparsers, "import", help="load an archive into a backend",
+    parser = add_parser(subparsers, "import", _import, uri=True,
+                        help="load an archive into a backend",
                         description="Verify an archive completely (checksums, counts, every "
                                     "record), then write its logbooks into the backend.  A "
                                     "corrupt or truncated archive is refused and nothing is "
                                     "written.")
-    add_uri(parser)
     parser.add_argument("file", metavar="FILE", help="archive written by 'persistence export'")
     _existing(parser, "fail")
     parser.add_argument("--dry-run", action="store_true", help="verify only, write nothing")
@@ -93,7 +96,6 @@ def import_command(subparsers: Any) -> None:
                         default=archive.Limits.line_bytes,
                         help="refuse an archive with a record longer than N bytes "
                              "(default: %(default)s)")
-    parser.set_defaults(handler=_import)
 
 
 def _import(args: argparse.Namespace, out: Output) -> int:
@@ -147,7 +149,8 @@ def _import_target(args: argparse.Namespace) -> Iterator[Connection | None]:
 
 def migrate_command(subparsers: Any) -> None:
     """Add ``migrate``."""
-    parser = add_parser(subparsers, "migrate", help="copy logbooks from one backend to another",
+    parser = add_parser(subparsers, "migrate", _migrate,
+                        help="copy logbooks from one backend to another",
                         description="Copy every logbook (or the ones named) from SRC to DST, "
                                     "one logbook at a time, then read DST back and compare "
                                     "every record.  Safe to "
@@ -159,12 +162,10 @@ def migrate_command(subparsers: Any) -> None:
                              "taskflow+postgresql://…, taskflow+mysql://…, taskflow+dir:///path, "
                              "taskflow+zookeeper://host:2181/path)")
     parser.add_argument("dst", metavar="DST", help="destination backend URI")
-    parser.add_argument("--logbook", action="append", metavar="UUID",
-                        help="copy this logbook only (repeatable)")
+    _logbooks(parser, "copy")
     _existing(parser, "resume")
     parser.add_argument("--no-verify", action="store_true",
                         help="do not read the destination back at the end")
-    parser.set_defaults(handler=_migrate)
 
 
 def _migrate(args: argparse.Namespace, out: Output) -> int:
