@@ -1,5 +1,6 @@
-"""What every subcommand shares: its parser's common options, the backend URI and
-the connection made from it, and the argument types for times and counts."""
+"""What every subcommand shares: its parser (with ``--json``, ``--debug`` and the
+options several take: a backend URI, times, ``--limit``), the connection made
+from the URI, and the argument types for times and counts."""
 
 from __future__ import annotations
 
