@@ -20,6 +20,7 @@ from persistence import states
 from persistence.models import FlowDetail, LogBook, TaskDetail
 from persistence.testing.samples import make_failure, new_uuid
 from persistence.tools.cli import app as cli
+from persistence.tools.cli import browse
 from persistence.tools.cli import console as _console
 from tests.test_archive import rich_book
 
@@ -106,7 +107,7 @@ def test_list_logbooks_pages_and_counts_in_the_backend():
             calls.append(("count", kwargs))
             return 11
 
-    books, total = cli.list_logbooks(Listing(), name="x", limit=5, offset=10)
+    books, total = browse.list_logbooks(Listing(), name="x", limit=5, offset=10)
     assert len(books) == 1 and total == 11
     filters = {"name": "x", "updated_since": None, "updated_before": None}
     assert calls == [("list", {**filters, "limit": 5, "offset": 10}), ("count", filters)]

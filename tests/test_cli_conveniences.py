@@ -5,14 +5,8 @@ one environment variable."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import pty
 import re
-import select
-import subprocess
-import sys
-import time
 
 import sqlalchemy as sa
 
@@ -21,6 +15,7 @@ from persistence import states
 from persistence.atom import Task
 from persistence.models import FlowDetail, LogBook
 from persistence.storage import Storage
+from tests.cli_pty import run_on_a_terminal
 from tests.test_cli import run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -38,34 +33,6 @@ def _finished_books(uri: str, names: list[str]) -> list[LogBook]:
     return books
 
 
-def _on_a_terminal(args: list[str], answer: bytes | None) -> tuple[int, str]:
-    """Run the command with stdin and stdout on a pty; type ``answer`` at the prompt."""
-    master, slave = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k != "PERSISTENCE_URI"}
-    proc = subprocess.Popen([sys.executable, "-m", "persistence", *args], stdin=slave,
-                            stdout=slave, stderr=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    seen, deadline = b"", time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 1)
-        if ready:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:   # the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-            if answer is not None and b"[y/N]" in seen:
-                os.write(master, answer)
-                answer = None
-        elif proc.poll() is not None:
-            break
-    code = proc.wait(timeout=60)
-    os.close(master)
-    return code, seen.decode("utf-8", "replace")
-
-
 def test_purge_asks_on_a_terminal_unless_yes_and_dry_run_lists(tmp_path):
     uri = f"sqlite:///{tmp_path}/flows.db"
     old = _finished_books(uri, ["a", "b"])
@@ -74,18 +41,20 @@ def test_purge_asks_on_a_terminal_unless_yes_and_dry_run_lists(tmp_path):
     assert all(f"  {b.uuid}" in listed.stdout for b in old) and "would delete 2" in \
         listed.stdout
 
-    code, seen = _on_a_terminal(["purge", uri, "--finished-before", "0s"], b"n\n")
-    assert code == 0 and "Delete these 2 logbook(s)" in seen and "nothing deleted" in seen
-    assert all(b.uuid in seen for b in old)
+    done = run_on_a_terminal(["purge", uri, "--finished-before", "0s"], answer=b"n\n")
+    seen = done.terminal
+    assert done.returncode == 0 and "Delete these 2 logbook(s)" in seen
+    assert "nothing deleted" in seen and all(b.uuid in seen for b in old)
     assert json.loads(run("ls", uri, "--json").stdout)["total"] == 2
 
-    code, seen = _on_a_terminal(["purge", uri, "--finished-before", "0s"], b"y\n")
-    assert code == 0 and "deleted 2 logbook(s)" in seen
+    done = run_on_a_terminal(["purge", uri, "--finished-before", "0s"], answer=b"y\n")
+    assert done.returncode == 0 and "deleted 2 logbook(s)" in done.terminal
     assert json.loads(run("ls", uri, "--json").stdout)["total"] == 0
 
     _finished_books(uri, ["c"])
-    code, seen = _on_a_terminal(["purge", uri, "--finished-before", "0s", "--yes"], None)
-    assert code == 0 and "[y/N]" not in seen and "deleted 1 logbook(s)" in seen
+    done = run_on_a_terminal(["purge", uri, "--finished-before", "0s", "--yes"])
+    assert done.returncode == 0 and "[y/N]" not in done.terminal
+    assert "deleted 1 logbook(s)" in done.terminal
 
 
 def test_ls_name_globs_and_piped_output_never_wraps_a_field(tmp_path):

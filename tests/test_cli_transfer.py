@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -16,6 +14,7 @@ import zipfile
 import persistence
 from persistence import states
 from persistence.models import FlowDetail, LogBook, TaskDetail
+from tests.cli_pty import run_on_a_terminal
 from tests.test_archive import all_books, rich_book, same_books
 from tests.test_cli import SECRET, run
 
@@ -136,29 +135,11 @@ def test_a_killed_migration_finishes_when_run_again_without_duplicates(tmp_path)
 def test_progress_is_a_bar_with_counts_and_rate_on_a_terminal(tmp_path):
     src, dst = f"sqlite:///{tmp_path}/src.db", f"sqlite:///{tmp_path}/dst.db"
     _fill(src, 30)
-    master, slave = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k not in ("PERSISTENCE_URI", "NO_COLOR")}
-    env.update(TERM="xterm-256color", COLUMNS="120")
-    proc = subprocess.Popen([sys.executable, "-m", "persistence", "migrate", src, dst],
-                            stdout=subprocess.PIPE, stderr=slave, env=env)
-    os.close(slave)
-    seen = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 60)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    stdout, _ = proc.communicate(timeout=60)
-    os.close(master)
-    assert proc.returncode == 0
-    text = seen.decode("utf-8", "replace")
+    done = run_on_a_terminal(["migrate", src, dst], on_terminal=["stderr"],
+                             env={"NO_COLOR": None, "TERM": "xterm-256color", "COLUMNS": "120"})
+    assert done.returncode == 0
+    text = done.terminal
     assert "copy logbooks" in text and "30/30" in text and "verify logbooks" in text
     assert "━" in text and "\x1b[" in text                   # a drawn bar, in colour
     assert "/s" in text
-    assert b"30 created" in stdout
+    assert b"30 created" in done.stdout

@@ -39,7 +39,8 @@ PIPE_WIDTH = 100_000
 Node = tuple[str, list]
 
 
-def _isatty(stream: Any) -> bool:
+def isatty(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal (False for anything that cannot say)."""
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
@@ -55,7 +56,7 @@ class Output:
         if self.rich:
             # Not a terminal (a file, a pipe): no width to respect, so never wrap a field
             # (a uuid cut in two cannot be grepped or pasted).
-            width = None if _isatty(self.stream) else PIPE_WIDTH
+            width = None if isatty(self.stream) else PIPE_WIDTH
             self._console = rich.console.Console(file=self.stream, highlight=False,
                                                  soft_wrap=True, width=width)
 
@@ -123,7 +124,7 @@ class Output:
     @contextlib.contextmanager
     def progress(self, noun: str) -> Iterator[Callable[[str, int, int], None]]:
         """A ``progress(stage, done, total)`` callback for the duration of the block."""
-        if self.rich and _isatty(self.err):
+        if self.rich and isatty(self.err):
             with _RichProgress(self.err, noun) as callback:
                 yield callback
         else:
