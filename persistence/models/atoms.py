@@ -13,7 +13,7 @@ from typing import Any
 
 from ..exceptions import InvalidFormat
 from . import fields, states
-from .base import _Record, _TrackedDict, _what
+from .base import _Record
 from .failure import Failure
 
 __all__ = ["AtomDetail", "TaskDetail", "RetryDetail", "atom_detail_class",
@@ -66,6 +66,7 @@ class AtomDetail(_Record):
         return self
 
     def merge(self, other: AtomDetail, deep_copy: bool = False) -> AtomDetail:
+        """Take ``other``'s state, intention, failures, meta and version where they differ."""
         if other is not self:
             self._assign(other, self._MERGED, deep_copy)
         return self
@@ -112,6 +113,7 @@ class AtomDetail(_Record):
         setattr(self, field, result)
 
     def to_dict(self) -> dict[str, Any]:
+        """This atom detail as a JSON-ready dict (failures as dicts)."""
         return {"name": self.name, "uuid": self.uuid, "state": self.state,
                 "intention": self.intention, "results": self._results_to_data(),
                 "failure": _failure_to_dict(self.failure),
@@ -124,9 +126,8 @@ class AtomDetail(_Record):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AtomDetail:
-        data = fields.record(data, f"a {cls.__name__}")
-        what = _what(cls.__name__, data)
-        ad = cls(fields.text(data, "name", what), fields.text(data, "uuid", what, non_empty=True))
+        """An atom detail of this class from :meth:`to_dict`'s form."""
+        ad, data, what = cls._start_from(data, cls.__name__)
         d = ad.__dict__
         d["state"] = fields.state(data, "state", what, states.ATOM_STATES)
         d["intention"] = fields.state(data, "intention", what, states.INTENTIONS,
@@ -135,7 +136,7 @@ class AtomDetail(_Record):
         d["failure"] = _failure_from_dict(data, "failure", what)
         d["revert_results"] = data.get("revert_results")
         d["revert_failure"] = _failure_from_dict(data, "revert_failure", what)
-        d["meta"] = _TrackedDict(ad, fields.mapping(data, "meta", what))
+        ad._take_meta(data, what)
         version = data.get("version")
         if isinstance(version, (list, tuple)):
             version = tuple(version)
@@ -151,25 +152,18 @@ class AtomDetail(_Record):
 
     def copy(self) -> AtomDetail:
         """A shallow copy: results are shared, meta and version copied."""
-        clone = _copy.copy(self)
-        clone.__dict__["_bk"] = self.__dict__["_bk"].copy()
-        clone.__dict__["meta"] = _TrackedDict(clone, self.meta)
+        clone = self._clone()
         clone.__dict__["version"] = _copy.copy(self.version)
         return clone
 
     def pformat(self, indent: int = 0, linesep: str = "\n") -> str:
-        pad = " " * indent
-        lines = [f"{pad}{type(self).__name__}: {self.name!r}",
-                 f"{pad} - uuid = {self.uuid}",
-                 f"{pad} - state = {self.state}",
-                 f"{pad} - intention = {self.intention}"]
+        """This atom detail as indented text (values that are set only)."""
+        details = [("state", self.state), ("intention", self.intention)]
         for field in ("version", "results", "failure", "revert_results", "revert_failure"):
             value = getattr(self, field)
             if value not in (None, [], {}):
-                lines.append(f"{pad} - {field} = {value!r}")
-        if self.meta:
-            lines.append(f"{pad} - meta = {dict(self.meta)!r}")
-        return linesep.join(lines)
+                details.append((field, repr(value)))
+        return self._pformat(type(self).__name__, details, (), indent, linesep)
 
 
 class TaskDetail(AtomDetail):

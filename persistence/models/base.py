@@ -16,9 +16,10 @@ from __future__ import annotations
 import copy as _copy
 import datetime
 import uuid as _uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import fields
 from .bookkeeping import Bookkeeping
 
 
@@ -97,8 +98,6 @@ class _TrackedDict(dict):
 class _Record:
     """Base of every model: uuid, name, meta, revision and change tracking."""
 
-    _DATA_FIELDS: tuple[str, ...] = ()
-
     def __init__(self, name: str, uuid: str | None = None) -> None:
         d = self.__dict__
         d["_bk"] = Bookkeeping()
@@ -136,6 +135,43 @@ class _Record:
             theirs = getattr(other, field)
             if getattr(self, field) != theirs:
                 setattr(self, field, _copy.deepcopy(theirs) if deep_copy else theirs)
+
+    def _clone(self, children: str | None = None, retain_children: bool = True) -> Any:
+        """The start of every ``copy``: a shallow copy with its own bookkeeping and
+        meta, and its own dict of ``children`` (the same child objects, or none)."""
+        clone = _copy.copy(self)
+        d = clone.__dict__
+        d["_bk"] = self.__dict__["_bk"].copy()
+        d["meta"] = _TrackedDict(clone, self.meta)
+        if children is not None:
+            d[children] = dict(self.__dict__[children]) if retain_children else {}
+        return clone
+
+    @classmethod
+    def _start_from(cls, data: Any, kind: str) -> tuple[Any, Mapping[str, Any], str]:
+        """The start of every ``from_dict``: ``data`` checked to be a record, the
+        record it names (name and uuid), and how errors name it."""
+        data = fields.record(data, f"a {kind}")
+        what = _what(kind, data)
+        record = cls(fields.text(data, "name", what),
+                     uuid=fields.text(data, "uuid", what, non_empty=True))
+        return record, data, what
+
+    def _take_meta(self, data: Mapping[str, Any], what: str) -> None:
+        """Set ``meta`` from a record dict (part of ``from_dict``)."""
+        self.__dict__["meta"] = _TrackedDict(self, fields.mapping(data, "meta", what))
+
+    def _pformat(self, title: str, details: Iterable[tuple[str, Any]],
+                 children: Iterable[_Record], indent: int, linesep: str) -> str:
+        """The text of every ``pformat``: a title line, the uuid, ``details``
+        (name, value as shown), meta if any, then each child one level deeper."""
+        pad = " " * indent
+        lines = [f"{pad}{title}: {self.name!r}", f"{pad} - uuid = {self.uuid}"]
+        lines.extend(f"{pad} - {name} = {value}" for name, value in details)
+        if self.meta:
+            lines.append(f"{pad} - meta = {dict(self.meta)!r}")
+        lines.extend(child.pformat(indent + 1, linesep) for child in children)
+        return linesep.join(lines)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} uuid={self.uuid}>"

@@ -7,12 +7,11 @@ saves and loads them.
 
 from __future__ import annotations
 
-import copy as _copy
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import fields, states
-from .base import _format_time, _Record, _TrackedDict, _utcnow, _what
+from .base import _format_time, _Record, _TrackedDict, _utcnow
 
 if TYPE_CHECKING:
     from .atoms import AtomDetail
@@ -36,6 +35,7 @@ class LogBook(_Record):
         self.__dict__["_bk"].changed = True
 
     def find(self, flow_uuid: str) -> FlowDetail | None:
+        """The flow detail with uuid ``flow_uuid``, or None."""
         return self._flowdetails_by_id.get(flow_uuid)
 
     def merge(self, lb: LogBook, deep_copy: bool = False) -> LogBook:
@@ -45,12 +45,8 @@ class LogBook(_Record):
         return self
 
     def copy(self, retain_contents: bool = True) -> LogBook:
-        clone = _copy.copy(self)
-        clone.__dict__["_bk"] = self.__dict__["_bk"].copy()
-        clone.__dict__["meta"] = _TrackedDict(clone, self.meta)
-        clone.__dict__["_flowdetails_by_id"] = (
-            dict(self._flowdetails_by_id) if retain_contents else {})
-        return clone
+        """A shallow copy: the same flow detail objects (none without ``retain_contents``)."""
+        return self._clone("_flowdetails_by_id", retain_contents)
 
     def to_dict(self, marshal_time: bool = False) -> dict[str, Any]:
         """This logbook as a dict (without its flow details); ``marshal_time=True``
@@ -62,27 +58,19 @@ class LogBook(_Record):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], unmarshal_time: bool = False) -> LogBook:
         """A logbook from :meth:`to_dict`'s form (times as datetimes or ISO strings)."""
-        data = fields.record(data, "a logbook")
-        what = _what("logbook", data)
-        lb = cls(fields.text(data, "name", what), uuid=fields.text(data, "uuid", what,
-                                                                   non_empty=True))
+        lb, data, what = cls._start_from(data, "logbook")
+        lb._take_meta(data, what)
         d = lb.__dict__
-        d["meta"] = _TrackedDict(lb, fields.mapping(data, "meta", what))
         d["created_at"] = fields.timestamp(data, "created_at", what)
         d["updated_at"] = fields.timestamp(data, "updated_at", what)
         return lb
 
     def pformat(self, indent: int = 0, linesep: str = "\n") -> str:
-        pad = " " * indent
-        lines = [f"{pad}LogBook: {self.name!r}",
-                 f"{pad} - uuid = {self.uuid}",
-                 f"{pad} - created_at = {_format_time(self.created_at)}"]
+        """This logbook and its flow details as indented text."""
+        details = [("created_at", _format_time(self.created_at))]
         if self.updated_at is not None:
-            lines.append(f"{pad} - updated_at = {_format_time(self.updated_at)}")
-        if self.meta:
-            lines.append(f"{pad} - meta = {dict(self.meta)!r}")
-        lines.extend(fd.pformat(indent + 1, linesep) for fd in self)
-        return linesep.join(lines)
+            details.append(("updated_at", _format_time(self.updated_at)))
+        return self._pformat("LogBook", details, self, indent, linesep)
 
     def __iter__(self) -> Iterator[FlowDetail]:
         return iter(list(self._flowdetails_by_id.values()))
@@ -120,12 +108,8 @@ class FlowDetail(_Record):
         return self
 
     def copy(self, retain_contents: bool = True) -> FlowDetail:
-        clone = _copy.copy(self)
-        clone.__dict__["_bk"] = self.__dict__["_bk"].copy()
-        clone.__dict__["meta"] = _TrackedDict(clone, self.meta)
-        clone.__dict__["_atomdetails_by_id"] = (
-            dict(self._atomdetails_by_id) if retain_contents else {})
-        return clone
+        """A shallow copy: the same atom detail objects (none without ``retain_contents``)."""
+        return self._clone("_atomdetails_by_id", retain_contents)
 
     def to_dict(self) -> dict[str, Any]:
         """This flow detail as a dict (without its atom details)."""
@@ -134,12 +118,10 @@ class FlowDetail(_Record):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FlowDetail:
-        data = fields.record(data, "a flow detail")
-        what = _what("flow detail", data)
-        fd = cls(fields.text(data, "name", what), fields.text(data, "uuid", what, non_empty=True))
-        d = fd.__dict__
-        d["state"] = fields.state(data, "state", what, states.FLOW_STATES)
-        d["meta"] = _TrackedDict(fd, fields.mapping(data, "meta", what))
+        """A flow detail (without atom details) from :meth:`to_dict`'s form."""
+        fd, data, what = cls._start_from(data, "flow detail")
+        fd.__dict__["state"] = fields.state(data, "state", what, states.FLOW_STATES)
+        fd._take_meta(data, what)
         return fd
 
     def add(self, ad: AtomDetail) -> None:
@@ -148,17 +130,12 @@ class FlowDetail(_Record):
         self.__dict__["_bk"].changed = True
 
     def find(self, ad_uuid: str) -> AtomDetail | None:
+        """The atom detail with uuid ``ad_uuid``, or None."""
         return self._atomdetails_by_id.get(ad_uuid)
 
     def pformat(self, indent: int = 0, linesep: str = "\n") -> str:
-        pad = " " * indent
-        lines = [f"{pad}FlowDetail: {self.name!r}",
-                 f"{pad} - uuid = {self.uuid}",
-                 f"{pad} - state = {self.state}"]
-        if self.meta:
-            lines.append(f"{pad} - meta = {dict(self.meta)!r}")
-        lines.extend(ad.pformat(indent + 1, linesep) for ad in self)
-        return linesep.join(lines)
+        """This flow detail and its atom details as indented text."""
+        return self._pformat("FlowDetail", [("state", self.state)], self, indent, linesep)
 
     def __iter__(self) -> Iterator[AtomDetail]:
         return iter(list(self._atomdetails_by_id.values()))
