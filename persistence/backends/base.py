@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from .. import telemetry
-from ..exceptions import ConfigurationError, PersistenceError, StorageFailure
+from ..exceptions import PersistenceError, StorageFailure
 from ..models import records as models
 from ..models.claim import DEFAULT_TTL, Claim
 from ..models.history import HistoryEntry, Snapshot
+from . import options
 from .defaults import ConnectionDefaults
-from .options import _KIND_NAMES, URL_KEYS, _convert  # noqa: F401
+from .options import URL_KEYS
 from .url import BackendURL
 
 __all__ = ["Backend", "Connection", "translate_errors", "store_token", "URL_KEYS"]
@@ -45,14 +46,7 @@ class Backend(abc.ABC):
 
     @classmethod
     def _parse_options(cls, conf: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = sorted(k for k in conf if k not in cls.OPTIONS and k not in URL_KEYS)
-        if unknown:
-            known = ", ".join(sorted(cls.OPTIONS)) or "none"
-            raise ConfigurationError(
-                f"unknown option(s) {', '.join(map(repr, unknown))} for backend "
-                f"{cls.__name__}; known options: {known}")
-        return {name: _convert(name, conf[name], kind)
-                for name, kind in cls.OPTIONS.items() if name in conf}
+        return options.parse(cls.__name__, cls.OPTIONS, conf)
 
     @classmethod
     def conf_from_url(cls, url: BackendURL) -> dict[str, Any]:

@@ -1,19 +1,20 @@
 """How a backend reads its options: strings from a URI become the declared types.
 
 :attr:`Backend.OPTIONS <persistence.backends.base.Backend.OPTIONS>` names each
-option a backend takes and its type; :func:`_convert` turns one value into
-that type or raises a :class:`ConfigurationError` saying what was wrong (the
-value of a secret option is never shown).
+option a backend takes and its type; :func:`parse` checks a configuration
+against it and :func:`convert` turns one value into its type, or each raises a
+:class:`ConfigurationError` saying what was wrong (the value of a secret
+option is never shown).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..exceptions import ConfigurationError
 
-__all__ = ["URL_KEYS"]
+__all__ = ["URL_KEYS", "parse", "convert"]
 
 # Keys that fetch() derives from a URI; a backend that does not use one of
 # them does not treat it as an unknown option.
@@ -22,13 +23,30 @@ URL_KEYS = frozenset({"connection", "host", "port", "username", "password", "pat
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_KIND_NAMES = {bool: "a boolean (true/false/1/0)", int: "an integer", float: "a number",
+               str: "a string"}
 
 
 def _is_secret(name: str) -> bool:
     return any(word in name.lower() for word in ("password", "secret", "token", "passwd"))
 
 
-def _convert(name: str, value: Any, kind: Callable[[Any], Any]) -> Any:
+def parse(backend: str, options: Mapping[str, Callable[[Any], Any]],
+          conf: Mapping[str, Any]) -> dict[str, Any]:
+    """The options ``conf`` gives, each converted to its type in ``options``;
+    a key that is neither an option nor one of :data:`URL_KEYS` is reported by
+    name, with the options backend ``backend`` knows."""
+    unknown = sorted(k for k in conf if k not in options and k not in URL_KEYS)
+    if unknown:
+        known = ", ".join(sorted(options)) or "none"
+        raise ConfigurationError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for backend "
+            f"{backend}; known options: {known}")
+    return {name: convert(name, conf[name], kind)
+            for name, kind in options.items() if name in conf}
+
+
+def convert(name: str, value: Any, kind: Callable[[Any], Any]) -> Any:
     """``value`` of option ``name`` as ``kind``: strings (as parsed from a URI) are
     converted, other values must already have the type (``True`` is no int, 123
     no path); strings never hold NUL."""
@@ -36,7 +54,7 @@ def _convert(name: str, value: Any, kind: Callable[[Any], Any]) -> Any:
         return value
     if _is_secret(name):
         try:
-            return _convert("value", value, kind)
+            return convert("value", value, kind)
         except ConfigurationError:   # said without the value: it is a secret
             raise ConfigurationError(f"option {name!r} must be {_KIND_NAMES.get(kind, kind)}"
                                      f" (its value is not shown)") from None
@@ -67,6 +85,3 @@ def _convert(name: str, value: Any, kind: Callable[[Any], Any]) -> Any:
     except (TypeError, ValueError) as err:
         raise ConfigurationError(f"option {name!r} has an invalid value {value!r}: {err}") from err
 
-
-_KIND_NAMES = {bool: "a boolean (true/false/1/0)", int: "an integer", float: "a number",
-               str: "a string"}
