@@ -11,7 +11,7 @@ from ..exceptions import Conflict, NotFound, SerializationError
 from ..models import states
 from ..models.history import FORK, RESTORE, WRITE
 from ..models.records import RetryDetail
-from ._support import by_name, flow_book, needs, now, reopen, same_flow
+from ._support import by_name, flow_book, needs, now, reopen, same_flow, two_writers
 from .samples import make_failure, new_uuid
 
 
@@ -94,8 +94,7 @@ class HistoryContract:
         conn.save_logbook(book)
         (ad,) = fd
         before = len(conn.get_history(flow_uuid=fd.uuid))
-        with reopen(backend) as a, reopen(backend) as b:
-            first, second = a.get_atom_details(ad.uuid), b.get_atom_details(ad.uuid)
+        with two_writers(backend, ad.uuid) as (a, first, b, second):
             first.put(states.SUCCESS, 1)
             a.update_atom_details(first)
             second.put(states.SUCCESS, 2)

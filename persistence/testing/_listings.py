@@ -10,7 +10,7 @@ import pytest
 from ..exceptions import NotFound
 from ..models import states
 from ..models.records import FlowDetail, LogBook
-from ._support import by_name, flow_book, now, reopen, same_flow
+from ._support import assert_not_stored, by_name, flow_book, now, reopen, same_flow
 from .samples import make_failure, new_uuid
 
 
@@ -150,14 +150,9 @@ class ListingsContract:
         with reopen(backend) as other:
             assert {b.uuid for b in other.list_logbooks()} == {running.uuid, recent.uuid}
             for book in old:
-                with pytest.raises(NotFound):
-                    other.get_logbook(book.uuid)
-                for fd in book:
-                    if backend.supports_history:
-                        assert other.get_history(flow_uuid=fd.uuid) == []
-                    for ad in fd:
-                        with pytest.raises(NotFound):
-                            other.get_atom_details(ad.uuid)
+                assert_not_stored(other, book)
+                if backend.supports_history:
+                    assert all(other.get_history(flow_uuid=fd.uuid) == [] for fd in book)
             if snap is not None:
                 with pytest.raises(NotFound):
                     other.get_snapshot(snap.id)

@@ -7,7 +7,10 @@ import datetime
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from ..backends.base import Backend, Connection
+from ..exceptions import NotFound
 from ..models import states
 from ..models.failure import Failure
 from ..models.records import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
@@ -62,6 +65,28 @@ def reopen(backend: Backend) -> Iterator[Connection]:
         yield conn
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def two_writers(backend: Backend, atom_uuid: str
+                ) -> Iterator[tuple[Connection, AtomDetail, Connection, AtomDetail]]:
+    """Rival writers: two connections, each with its own copy of one stored atom
+    detail (``with two_writers(backend, uuid) as (a, first, b, second)``)."""
+    with reopen(backend) as a, reopen(backend) as b:
+        yield a, a.get_atom_details(atom_uuid), b, b.get_atom_details(atom_uuid)
+
+
+def assert_not_stored(conn: Connection, book: LogBook) -> None:
+    """Nothing of ``book`` is in the store: not the logbook, none of its flow
+    details and none of their atom details."""
+    with pytest.raises(NotFound):
+        conn.get_logbook(book.uuid)
+    for fd in book:
+        with pytest.raises(NotFound):
+            conn.get_flow_details(fd.uuid)
+        for ad in fd:
+            with pytest.raises(NotFound):
+                conn.get_atom_details(ad.uuid)
 
 
 def same_value(got: Any, want: Any) -> None:
