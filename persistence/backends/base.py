@@ -12,74 +12,20 @@ import abc
 import contextlib
 import datetime
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from .. import telemetry
-from ..exceptions import ConfigurationError, NotFound, PersistenceError, StorageFailure
+from ..exceptions import PersistenceError, StorageFailure
 from ..models import records as models
 from ..models.claim import DEFAULT_TTL, Claim
 from ..models.history import HistoryEntry, Snapshot
-from . import shared as lifecycle
+from . import options
+from .defaults import ConnectionDefaults
+from .options import URL_KEYS
 from .url import BackendURL
 
 __all__ = ["Backend", "Connection", "translate_errors", "store_token", "URL_KEYS"]
-
-# Keys that fetch() derives from a URI; a backend that does not use one of
-# them does not treat it as an unknown option.
-URL_KEYS = frozenset({"connection", "host", "port", "username", "password", "path",
-                      "hosts", "driver"})
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _is_secret(name: str) -> bool:
-    return any(word in name.lower() for word in ("password", "secret", "token", "passwd"))
-
-
-def _convert(name: str, value: Any, kind: Callable[[Any], Any]) -> Any:
-    """``value`` of option ``name`` as ``kind``: strings (as parsed from a URI) are
-    converted, other values must already have the type (``True`` is no int, 123
-    no path); strings never hold NUL."""
-    if value is None or kind is object:
-        return value
-    if _is_secret(name):
-        try:
-            return _convert("value", value, kind)
-        except ConfigurationError:   # said without the value: it is a secret
-            raise ConfigurationError(f"option {name!r} must be {_KIND_NAMES.get(kind, kind)}"
-                                     f" (its value is not shown)") from None
-    if isinstance(value, str) and "\x00" in value:
-        raise ConfigurationError(f"option {name!r} must not contain a NUL character")
-    if kind is bool and isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _TRUE | _FALSE:
-            return lowered in _TRUE
-        raise ConfigurationError(f"option {name!r} must be a boolean "
-                                 f"(true/false/1/0), not {value!r}")
-    if kind in (bool, int, float, str):
-        allowed = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}[kind]
-        if isinstance(value, str) and kind is not str:
-            try:
-                return kind(value.strip())
-            except ValueError:
-                raise ConfigurationError(f"option {name!r} must be {_KIND_NAMES[kind]}, "
-                                         f"not {value!r}") from None
-        if not isinstance(value, allowed) or (kind is not bool and isinstance(value, bool)):
-            raise ConfigurationError(f"option {name!r} must be {_KIND_NAMES[kind]}, not "
-                                     f"{type(value).__name__} {value!r:.60}")
-        return kind(value)
-    if isinstance(value, kind if isinstance(kind, type) else ()):
-        return value
-    try:
-        return kind(value)
-    except (TypeError, ValueError) as err:
-        raise ConfigurationError(f"option {name!r} has an invalid value {value!r}: {err}") from err
-
-
-_KIND_NAMES = {bool: "a boolean (true/false/1/0)", int: "an integer", float: "a number",
-               str: "a string"}
 
 
 class Backend(abc.ABC):
@@ -100,14 +46,7 @@ class Backend(abc.ABC):
 
     @classmethod
     def _parse_options(cls, conf: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = sorted(k for k in conf if k not in cls.OPTIONS and k not in URL_KEYS)
-        if unknown:
-            known = ", ".join(sorted(cls.OPTIONS)) or "none"
-            raise ConfigurationError(
-                f"unknown option(s) {', '.join(map(repr, unknown))} for backend "
-                f"{cls.__name__}; known options: {known}")
-        return {name: _convert(name, conf[name], kind)
-                for name, kind in cls.OPTIONS.items() if name in conf}
+        return options.parse(cls.__name__, cls.OPTIONS, conf)
 
     @classmethod
     def conf_from_url(cls, url: BackendURL) -> dict[str, Any]:
@@ -167,7 +106,7 @@ class Backend(abc.ABC):
         self.close()
 
 
-class Connection(abc.ABC):
+class Connection(ConnectionDefaults, abc.ABC):
     """Base class of backend connections: saves and loads the model objects."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -257,9 +196,10 @@ class Connection(abc.ABC):
         """The live claim on a flow detail, or None if nobody holds one."""
         raise _unsupported(self, "support flow claims", "supports_claims")
 
-    # -- history, snapshots, summaries, listings, retention -------------------
-    # Defaults work on any backend through the methods above (or say that the
-    # backend cannot do it); built-in backends answer them where the data lives.
+    # -- history and snapshots -------------------------------------------------
+    # Optional capabilities: these defaults say the backend cannot do it.  Forks,
+    # summaries, counts, listings and purge work on any backend through the
+    # methods above (ConnectionDefaults, in .defaults).
 
     #: Who writes through this connection (e.g. an engine or worker id); recorded
     #: in history entries.  ``Storage(owner=...)`` sets it.
@@ -289,84 +229,6 @@ class Connection(abc.ABC):
         """Put a flow detail back as its snapshot holds it (atoms added since are
         removed), in one transaction recorded in history; return it as stored."""
         raise _unsupported(self, "keep snapshots", "supports_snapshots")
-
-    def fork_flow(self, flow_uuid: str, from_atoms: Iterable[str] = (),
-                  name: str | None = None) -> models.FlowDetail:
-        """A new flow detail in the same logbook: the atoms named in ``from_atoms``
-        (list what they depend on too) keep their stored results, every other atom
-        is reset to PENDING, so an engine re-runs only from there."""
-        fork = lifecycle.fork_detail(self.get_flow_details(flow_uuid), from_atoms, name)
-        book = self.get_logbook(lifecycle.find_book(self, flow_uuid), lazy=True)
-        book.add(fork)
-        self.save_logbook(book)
-        return fork
-
-    def summary(self, flow_uuid: str) -> lifecycle.FlowSummary:
-        """Atom counts by state, failures and last change of a flow detail."""
-        fd = self.get_flow_details(flow_uuid)
-        return lifecycle.summarize(fd, fd, None)
-
-    def count_atoms(self, flow_uuid: str, states: str | Iterable[str] | None = None) -> int:
-        """How many atom details a flow detail has (in one of ``states``, if given)."""
-        return lifecycle.count_atoms(self, flow_uuid, states)
-
-    def list_logbooks(self, name: str | None = None,
-                      updated_since: datetime.datetime | None = None,
-                      updated_before: datetime.datetime | None = None,
-                      limit: int | None = None, offset: int | None = None
-                      ) -> list[models.LogBook]:
-        """Logbooks without their flow details, newest first (by last save), filtered
-        by exact ``name`` and save time (``updated_since`` <= t < ``updated_before``)."""
-        return lifecycle.list_logbooks(self, name, updated_since, updated_before, limit, offset)
-
-    def count_logbooks(self, name: str | None = None,
-                       updated_since: datetime.datetime | None = None,
-                       updated_before: datetime.datetime | None = None) -> int:
-        """How many logbooks :meth:`list_logbooks` would list without a limit."""
-        return len(lifecycle.list_logbooks(self, name, updated_since, updated_before,
-                                           None, None))
-
-    def list_flow_details(self, state: str | Iterable[str] | None = None,
-                          logbook: str | None = None, limit: int | None = None,
-                          offset: int | None = None) -> list[models.FlowDetail]:
-        """Flow details without their atoms, newest first, in ``state`` (one or
-        several) and in logbook ``logbook`` if given."""
-        return lifecycle.list_flow_details(self, state, logbook, limit, offset)
-
-    def purge(self, finished_before: datetime.datetime,
-              states: Iterable[str] = lifecycle.FINISHED, batch_size: int = 100,
-              dry_run: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> lifecycle.PurgeReport:
-        """Delete whole logbooks last changed before ``finished_before`` whose flow
-        details are all in ``states``, ``batch_size`` logbooks per transaction;
-        return what was deleted (with ``dry_run``: what would be, deleting nothing).
-        ``progress(done, total)`` is called after each batch (``total``: the
-        logbooks that qualified when the purge started)."""
-        return lifecycle.purge(self, finished_before, states, batch_size, dry_run, progress)
-
-    # Primitives of lifecycle.purge (the algorithm is written once, there); these
-    # defaults work through the public API, one logbook at a time.
-    def _purge_candidates(self, cutoff: datetime.datetime,
-                          wanted: tuple[str, ...]) -> list[str]:
-        return [uuid for uuid, _, _ in lifecycle.purgeable_books(self, None, cutoff, wanted)]
-
-    def _purge_batch(self, book_uuids: list[str], cutoff: datetime.datetime,
-                     wanted: tuple[str, ...], dry_run: bool) -> list[tuple[str, int, int]]:
-        found = lifecycle.purgeable_books(self, book_uuids, cutoff, wanted)
-        if dry_run:
-            return found
-        gone = []
-        for entry in found:
-            try:
-                self.destroy_logbook(entry[0])
-            except NotFound:
-                continue
-            gone.append(entry)
-        return gone
-
-    def _purge_pause(self) -> None:
-        """Between two batches of a purge (a store shared with waiting writers may yield)."""
-        return None
 
     def __enter__(self) -> Connection:
         return self

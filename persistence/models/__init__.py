@@ -9,18 +9,7 @@ serializable failure (:mod:`.failure`), the one stored format
 but :mod:`persistence.exceptions`.
 """
 
-from .records import (
-    ATOM_TYPES,
-    AtomDetail,
-    FlowDetail,
-    LogBook,
-    RetryDetail,
-    TaskDetail,
-    atom_detail_class,
-    atom_detail_type,
-)
+from . import records
+from .records import *  # noqa: F403  (the names records.__all__ lists)
 
-__all__ = [
-    "LogBook", "FlowDetail", "AtomDetail", "TaskDetail", "RetryDetail",
-    "atom_detail_class", "atom_detail_type", "ATOM_TYPES",
-]
+__all__ = records.__all__

@@ -11,7 +11,7 @@ import pytest
 # it lives in an installed package rather than in a test directory.
 pytest.register_assert_rewrite(*(f"{__name__}.{m}" for m in (
     "contract", "samples", "_support", "_roundtrip", "_api", "_integrity", "_claims",
-    "_history")))
+    "_history", "_listings", "_storage")))
 
 from .contract import BackendContract  # noqa: E402
 

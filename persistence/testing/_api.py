@@ -7,7 +7,7 @@ import pytest
 from ..exceptions import NotFound
 from ..models import states
 from ..models.records import FlowDetail, LogBook, RetryDetail, TaskDetail
-from ._support import reopen, same_atom, same_book, same_flow
+from ._support import assert_not_stored, reopen, same_atom, same_book, same_flow
 from .samples import make_book, new_uuid
 
 
@@ -196,36 +196,29 @@ class ConnectionContract:
         with reopen(backend) as other:
             assert _uuids(other.get_logbooks()) == [kept.uuid]
             same_book(other.get_logbook(kept.uuid), kept)
-            with pytest.raises(NotFound):
-                other.get_logbook(doomed.uuid)
-            for fd in doomed:
-                with pytest.raises(NotFound):
-                    other.get_flow_details(fd.uuid)
-                for ad in fd:
-                    with pytest.raises(NotFound):
-                        other.get_atom_details(ad.uuid)
+            assert_not_stored(other, doomed)
         with pytest.raises(NotFound):
             conn.destroy_logbook(doomed.uuid)
 
     def test_missing_records_are_not_found(self, conn):
         conn.save_logbook(make_book())
         missing = new_uuid()
-        with pytest.raises(NotFound):
-            conn.destroy_logbook(missing)
-        with pytest.raises(NotFound):
-            conn.get_logbook(missing)
-        with pytest.raises(NotFound):
-            conn.get_logbook(missing, lazy=True)
-        with pytest.raises(NotFound):
-            list(conn.get_flows_for_book(missing))
-        with pytest.raises(NotFound):
-            conn.get_flow_details(missing)
-        with pytest.raises(NotFound):
-            conn.get_flow_details(missing, lazy=True)
-        with pytest.raises(NotFound):
-            list(conn.get_atoms_for_flow(missing))
-        with pytest.raises(NotFound):
-            conn.get_atom_details(missing)
+        calls = {
+            "destroy_logbook": lambda: conn.destroy_logbook(missing),
+            "get_logbook": lambda: conn.get_logbook(missing),
+            "get_logbook(lazy=True)": lambda: conn.get_logbook(missing, lazy=True),
+            "get_flows_for_book": lambda: list(conn.get_flows_for_book(missing)),
+            "get_flow_details": lambda: conn.get_flow_details(missing),
+            "get_flow_details(lazy=True)": lambda: conn.get_flow_details(missing, lazy=True),
+            "get_atoms_for_flow": lambda: list(conn.get_atoms_for_flow(missing)),
+            "get_atom_details": lambda: conn.get_atom_details(missing),
+        }
+        for name, call in calls.items():
+            try:
+                call()
+            except NotFound:
+                continue
+            pytest.fail(f"{name} of a missing uuid did not raise NotFound")
 
     def test_clear_all_removes_everything_and_backend_stays_usable(self, backend, conn):
         books = [make_book(), make_book()]
@@ -236,14 +229,7 @@ class ConnectionContract:
         with reopen(backend) as other:
             assert list(other.get_logbooks()) == []
             for book in books:
-                with pytest.raises(NotFound):
-                    other.get_logbook(book.uuid)
-                for fd in book:
-                    with pytest.raises(NotFound):
-                        other.get_flow_details(fd.uuid)
-                    for ad in fd:
-                        with pytest.raises(NotFound):
-                            other.get_atom_details(ad.uuid)
+                assert_not_stored(other, book)
         again = make_book()
         conn.save_logbook(again)
         with reopen(backend) as other:

@@ -9,7 +9,7 @@ import pytest
 from ..exceptions import Conflict, NotFound, SerializationError, StorageFailure
 from ..models import states
 from ..models.records import FlowDetail, LogBook, TaskDetail
-from ._support import reopen, same_atom, same_book, same_flow
+from ._support import assert_not_stored, reopen, same_atom, same_book, same_flow, two_writers
 from .samples import make_book, new_uuid
 
 ESCAPING_UUIDS = ["../x", "a/b", "\x00", "x\x00y", "..", "/abs", "a\\b"]
@@ -27,16 +27,20 @@ def _first_task(book: LogBook) -> TaskDetail:
     return next(ad for fd in book for ad in fd if isinstance(ad, TaskDetail))
 
 
+def _saved_task(conn) -> TaskDetail:
+    """The task detail of a logbook of one flow and one task, saved through ``conn``."""
+    book = make_book(flows=1, atoms=1)
+    conn.save_logbook(book)
+    return _first_task(book)
+
+
 class IntegrityContract:
     """Stale writes conflict, bad values and bad uuids are refused, threads are safe."""
 
     # -- stale writers -------------------------------------------------------
     def test_stale_atom_write_conflicts_and_writes_nothing(self, backend, conn):
-        book = make_book(flows=1, atoms=1)
-        conn.save_logbook(book)
-        uuid = _first_task(book).uuid
-        with reopen(backend) as a, reopen(backend) as b:
-            first, second = a.get_atom_details(uuid), b.get_atom_details(uuid)
+        uuid = _saved_task(conn).uuid
+        with two_writers(backend, uuid) as (a, first, b, second):
             first.put(states.SUCCESS, "first")
             second.put(states.SUCCESS, "second")
             a.update_atom_details(first)
@@ -87,11 +91,8 @@ class IntegrityContract:
             assert len(got) == 1
 
     def test_reload_after_conflict_then_write_succeeds(self, backend, conn):
-        book = make_book(flows=1, atoms=1)
-        conn.save_logbook(book)
-        uuid = _first_task(book).uuid
-        with reopen(backend) as a, reopen(backend) as b:
-            first, second = a.get_atom_details(uuid), b.get_atom_details(uuid)
+        uuid = _saved_task(conn).uuid
+        with two_writers(backend, uuid) as (a, first, b, second):
             first.put(states.SUCCESS, 1)
             a.update_atom_details(first)
             second.put(states.SUCCESS, 2)
@@ -112,14 +113,7 @@ class IntegrityContract:
         assert isinstance(info.value, StorageFailure)
         with reopen(backend) as other:
             assert list(other.get_logbooks()) == []
-            with pytest.raises(NotFound):
-                other.get_logbook(book.uuid)
-            for fd in book:
-                with pytest.raises(NotFound):
-                    other.get_flow_details(fd.uuid)
-                for ad in fd:
-                    with pytest.raises(NotFound):
-                        other.get_atom_details(ad.uuid)
+            assert_not_stored(other, book)
 
     def test_unserializable_value_in_saved_logbook_writes_nothing(self, backend, conn):
         book = make_book(flows=1, atoms=2)
@@ -157,9 +151,7 @@ class IntegrityContract:
             same_flow(other.get_flow_details(fd.uuid), before)
 
     def test_unserializable_update_atom_details_writes_nothing(self, backend, conn):
-        book = make_book(flows=1, atoms=1)
-        conn.save_logbook(book)
-        ad = _first_task(book)
+        ad = _saved_task(conn)
         with reopen(backend) as other:
             before = other.get_atom_details(ad.uuid)
         ad.put(states.SUCCESS, _Unserializable())

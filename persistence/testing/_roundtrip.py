@@ -23,6 +23,18 @@ def _book_with(*atoms, flow_state=states.RUNNING):
     return book, fd
 
 
+def _saved_then_loaded(backend, conn, ad) -> list:
+    """Save ``ad`` (in a logbook of its own) through ``conn``, then load it back
+    through another connection each way an atom detail can be loaded."""
+    book, fd = _book_with(ad)
+    conn.save_logbook(book)
+    with reopen(backend) as other:
+        return [other.get_atom_details(ad.uuid),
+                other.get_flow_details(fd.uuid).find(ad.uuid),
+                other.get_logbook(book.uuid).find(fd.uuid).find(ad.uuid),
+                next(iter(other.get_atoms_for_flow(fd.uuid)))]
+
+
 def _full_task() -> TaskDetail:
     ad = TaskDetail("täsk ✓", new_uuid())
     ad.state = states.REVERT_FAILURE
@@ -81,31 +93,21 @@ class RoundTripContract:
 
     def test_task_detail_fields_round_trip(self, backend, conn):
         ad = _full_task()
-        book, fd = _book_with(ad)
-        conn.save_logbook(book)
-        with reopen(backend) as other:
-            for got in (other.get_atom_details(ad.uuid),
-                        other.get_flow_details(fd.uuid).find(ad.uuid),
-                        other.get_logbook(book.uuid).find(fd.uuid).find(ad.uuid),
-                        next(iter(other.get_atoms_for_flow(fd.uuid)))):
-                assert isinstance(got, TaskDetail)
-                same_atom(got, ad)
-                assert got.version == (1, 2)
-                assert got.last_results == UNICODE_RESULT
+        for got in _saved_then_loaded(backend, conn, ad):
+            assert isinstance(got, TaskDetail)
+            same_atom(got, ad)
+            assert got.version == (1, 2)
+            assert got.last_results == UNICODE_RESULT
 
     def test_retry_detail_with_long_history_round_trips(self, backend, conn):
         ad = _full_retry()
-        book, fd = _book_with(ad)
-        conn.save_logbook(book)
-        with reopen(backend) as other:
-            for got in (other.get_atom_details(ad.uuid),
-                        other.get_logbook(book.uuid).find(fd.uuid).find(ad.uuid)):
-                assert isinstance(got, RetryDetail)
-                same_atom(got, ad)
-                assert len(got.results) == 60
-                assert got.last_results == {"attempt": 59, "ünï": "✓" * (59 % 3)}
-                assert sorted(got.last_failures) == ["other", "task-59"]
-                assert got.last_failures["task-59"].exception_str == "attempt 59 failed"
+        for got in _saved_then_loaded(backend, conn, ad):
+            assert isinstance(got, RetryDetail)
+            same_atom(got, ad)
+            assert len(got.results) == 60
+            assert got.last_results == {"attempt": 59, "ünï": "✓" * (59 % 3)}
+            assert sorted(got.last_failures) == ["other", "task-59"]
+            assert got.last_failures["task-59"].exception_str == "attempt 59 failed"
 
     def test_empty_records_round_trip(self, backend, conn):
         """Defaults (None state, no results, empty meta, empty history) come back as such."""

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from ..backends.base import Backend, Connection
+from ..exceptions import NotFound
+from ..models import states
 from ..models.failure import Failure
-from ..models.records import AtomDetail, FlowDetail, LogBook, RetryDetail
+from ..models.records import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
+from .samples import new_uuid
 
 
 def needs(capability: str) -> Any:
@@ -19,6 +25,33 @@ def needs(capability: str) -> Any:
         test.persistence_needs = capability
         return test
     return mark
+
+
+UTC = datetime.timezone.utc
+
+
+def now() -> datetime.datetime:
+    """The current time, timezone-aware (as stores report it)."""
+    return datetime.datetime.now(UTC)
+
+
+def flow_book(atoms: int = 2, name: str = "book", flow_state: str = states.RUNNING,
+              atom_state: str = states.PENDING) -> tuple[LogBook, FlowDetail]:
+    """A logbook holding one flow detail of ``atoms`` task details named t0, t1..."""
+    book = LogBook(name)
+    fd = FlowDetail(f"{name}-flow", new_uuid())
+    fd.state = flow_state
+    for i in range(atoms):
+        ad = TaskDetail(f"t{i}", new_uuid())
+        ad.state = atom_state
+        fd.add(ad)
+    book.add(fd)
+    return book, fd
+
+
+def by_name(fd: FlowDetail) -> dict[str, AtomDetail]:
+    """A flow detail's atom details by name."""
+    return {ad.name: ad for ad in fd}
 
 
 ATOM_FIELDS = ("name", "uuid", "state", "intention", "results", "revert_results", "version")
@@ -32,6 +65,28 @@ def reopen(backend: Backend) -> Iterator[Connection]:
         yield conn
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def two_writers(backend: Backend, atom_uuid: str
+                ) -> Iterator[tuple[Connection, AtomDetail, Connection, AtomDetail]]:
+    """Rival writers: two connections, each with its own copy of one stored atom
+    detail (``with two_writers(backend, uuid) as (a, first, b, second)``)."""
+    with reopen(backend) as a, reopen(backend) as b:
+        yield a, a.get_atom_details(atom_uuid), b, b.get_atom_details(atom_uuid)
+
+
+def assert_not_stored(conn: Connection, book: LogBook) -> None:
+    """Nothing of ``book`` is in the store: not the logbook, none of its flow
+    details and none of their atom details."""
+    with pytest.raises(NotFound):
+        conn.get_logbook(book.uuid)
+    for fd in book:
+        with pytest.raises(NotFound):
+            conn.get_flow_details(fd.uuid)
+        for ad in fd:
+            with pytest.raises(NotFound):
+                conn.get_atom_details(ad.uuid)
 
 
 def same_value(got: Any, want: Any) -> None:

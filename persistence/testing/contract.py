@@ -33,9 +33,11 @@ import pytest
 
 from ._api import ConnectionContract
 from ._claims import ClaimsContract
-from ._history import LifecycleContract
+from ._history import HistoryContract
 from ._integrity import IntegrityContract
+from ._listings import ListingsContract
 from ._roundtrip import RoundTripContract
+from ._storage import StorageContract
 from .samples import make_book
 
 __all__ = ["BackendContract"]
@@ -51,7 +53,7 @@ _CAPABILITY_CALLS = {
 
 
 class BackendContract(RoundTripContract, ConnectionContract, IntegrityContract, ClaimsContract,
-                      LifecycleContract):
+                      HistoryContract, ListingsContract, StorageContract):
     """Subclass in a module that defines a ``backend`` fixture (see the module docstring)."""
 
     @pytest.fixture(autouse=True)
