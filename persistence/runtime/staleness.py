@@ -14,6 +14,9 @@ they are not stored, and are often resources (connections, clients) that
 have no stable value.  Any other argument that is not JSON-serializable
 raises :class:`~persistence.exceptions.FingerprintError` naming it.
 
+:class:`Staleness` applies this to one Storage's atoms: the fingerprint a
+successful ``save`` stores, ``stale_atoms`` and ``invalidate_stale``.
+
 >>> from persistence.runtime.staleness import digest
 >>> digest({"n": 1, "items": (1, 2)}, "sum") == digest({"items": [1, 2], "n": 1}, "sum")
 True
@@ -26,11 +29,17 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..exceptions import FingerprintError
+from ..exceptions import FingerprintError, NotFound
+from ..models import records as models
+from ..models import states
+from ..models.failure import Failure
+from .arguments import Arguments
 from .atom import version_string
+from .details import Details
+from .write_policy import NEVER, WritePolicy
 
 __all__ = ["META_FINGERPRINT", "digest", "fingerprint", "dependencies", "in_order",
-           "downstream"]
+           "downstream", "Staleness"]
 
 #: Atom detail meta key holding the fingerprint of its stored result.
 META_FINGERPRINT = "fingerprint"
@@ -130,3 +139,81 @@ def downstream(names: Iterable[str], preds: dict[str, set[str]]) -> set[str]:
 
 def current_version(atom: Any) -> str | None:
     return version_string(atom)
+
+
+def _forget(d: models.AtomDetail) -> bool:
+    """Back to PENDING with no result, failure or fingerprint (False if already so)."""
+    if (d.state == states.PENDING and not d.results and d.failure is None
+            and META_FINGERPRINT not in d.meta):
+        return False
+    d.reset(states.PENDING)
+    d.meta.pop(META_FINGERPRINT, None)
+    return True
+
+
+class Staleness:
+    """Fingerprints of one Storage's results, and which of them went stale.
+
+    Callers hold Storage's lock (the write lock for :meth:`invalidate`).
+    """
+
+    def __init__(self, details: Details, writes: WritePolicy, arguments: Arguments) -> None:
+        self._details = details
+        self._writes = writes
+        self._arguments = arguments
+
+    def mark(self, ad: models.AtomDetail, state: str, result: Any) -> dict | None:
+        """The fingerprint to store with a successful result (None: nothing to record)."""
+        if (self._writes.policy == NEVER or state != states.SUCCESS
+                or isinstance(result, Failure) or ad.intention != states.EXECUTE):
+            return None
+        atom = self._arguments.atom(ad.name)
+        given = self._arguments.take_given(ad.name)
+        if given is None:
+            if atom is None:
+                return None
+            try:
+                given = self._arguments.now(atom)
+            except NotFound:
+                return None
+        version = version_string(atom) if atom is not None else ad.version
+        return fingerprint(version, given[0], ad.name, given[1])
+
+    def stale(self, atoms: list[Any]) -> list[str]:
+        """Names of ``atoms`` whose stored result is stale, in dependency order."""
+        preds = dependencies(atoms)
+        stale: list[str] = []
+        for atom in in_order(atoms, preds):
+            ad = self._details.find(atom.name)
+            if ad is None or ad.state != states.SUCCESS:
+                continue
+            mark = ad.meta.get(META_FINGERPRINT)
+            if preds[atom.name] & set(stale):
+                stale.append(atom.name)
+                continue
+            if not isinstance(mark, dict):
+                continue
+            if mark.get("version") != version_string(atom):
+                stale.append(atom.name)
+                continue
+            try:
+                args, transient = self._arguments.now(atom)
+            except NotFound:
+                stale.append(atom.name)
+                continue
+            if fingerprint(None, args, atom.name, transient)["args"] != mark.get("args"):
+                stale.append(atom.name)
+        return stale
+
+    def invalidate(self, atoms: list[Any]) -> list[str]:
+        """Reset the stale atoms and all downstream of them to PENDING, in one batch;
+        their names, in dependency order."""
+        preds = dependencies(atoms)
+        doomed = downstream(self.stale(atoms), preds)
+        names = [a.name for a in in_order(atoms, preds) if a.name in doomed]
+        with self._writes.batched(self._details.flow):
+            for name in names:
+                ad = self._details.find(name)
+                if ad is not None:
+                    self._writes.change_atom(ad, _forget)
+        return names

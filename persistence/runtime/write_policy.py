@@ -1,5 +1,6 @@
-"""WritePolicy: when :class:`~.storage.Storage`'s changes reach the backend, and
-the undo of a write that fails.
+"""WritePolicy: when :class:`~.storage.Storage`'s changes reach the backend, the
+undo of a write that fails, and who may write and who hears of it (the claim,
+listeners).
 
 Persistence policy — *when* changes reach the backend (``policy=``):
 
@@ -30,18 +31,27 @@ changes that reached the store.  The caller holds Storage's write lock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..backends.base import Backend, Connection
+from ..backends.registry import fetch
+from ..exceptions import ConfigurationError
+from ..models import claim as claims
 from ..models import records as models
 from ..models.bookkeeping import roll_back, undo_point
 from .claim_keeper import ClaimKeeper
-from .listeners import Listeners
+from .listeners import Change, Listeners
 
 __all__ = ["WritePolicy", "POLICIES", "ALWAYS", "BATCH", "NEVER"]
 
 ALWAYS, BATCH, NEVER = "always", "batch", "never"
 POLICIES = (ALWAYS, BATCH, NEVER)
+
+
+def _unchanged(flow: models.FlowDetail) -> bool:
+    return False
 
 
 class WritePolicy:
@@ -62,6 +72,50 @@ class WritePolicy:
         self.batch_depth = 0
         self.pending = False
         self._conn: Connection | None = None
+
+    @classmethod
+    def open(cls, flow: models.FlowDetail, backend: Backend | None, policy: str,
+             owner: str | None, claim: bool) -> WritePolicy:
+        """The writes of a new Storage of ``flow``, once its options are known to be sound.
+
+        Without a ``backend`` an in-memory one is made, and (unless nothing is
+        ever written) ``flow`` is saved into it, inside a logbook of its name.
+        """
+        if policy not in POLICIES:
+            raise ConfigurationError(f"unknown persistence policy {policy!r}; "
+                                     f"choose one of {', '.join(POLICIES)}")
+        if owner is not None:
+            claims.check_owner(owner)
+        if claim and (owner is None or policy == NEVER):
+            raise ConfigurationError("claim=True needs an owner= and a policy that writes "
+                                     "(not 'never')")
+        writes = cls(backend if backend is not None else fetch("memory://"), policy, owner,
+                     owns_backend=backend is None)
+        if backend is None and policy != NEVER:
+            conn = writes.connection()
+            conn.upgrade()
+            book = models.LogBook(flow.name)
+            book.add(flow)
+            conn.save_logbook(book)
+        return writes
+
+    @contextlib.contextmanager
+    def claiming(self, flow_uuid: str, ttl: float) -> Iterator[ClaimKeeper]:
+        """Claim the flow for the owner (kept until :meth:`close`); the claim is
+        released again if the block raises."""
+        if self.owner is None:
+            raise ConfigurationError("a claim needs an owner (Storage(..., owner=...))")
+        keeper = self.keeper = ClaimKeeper(self.backend, flow_uuid, self.owner, ttl)
+        try:
+            yield keeper
+        except BaseException:
+            keeper.release()
+            raise
+
+    @property
+    def stores_nothing(self) -> bool:
+        """Whether nothing was ever stored (policy ``"never"`` on a backend of its own)."""
+        return self.policy == NEVER and self.owns_backend
 
     def connection(self) -> Connection:
         """The connection of this Storage, opened on first use."""
@@ -131,6 +185,41 @@ class WritePolicy:
         if listeners is not None:
             listeners.written()
         return changed
+
+    def flush(self, flow: models.FlowDetail) -> None:
+        """Write every pending change in one transaction (no-op if none)."""
+        self.change_flow(flow, _unchanged, flush=True)
+
+    def begin_batch(self) -> None:
+        """Hold writes back until the matching :meth:`end_batch`."""
+        self.batch_depth += 1
+
+    def end_batch(self, flow: models.FlowDetail) -> None:
+        """End a batch; the outermost one writes what it held back."""
+        self.batch_depth -= 1
+        if self.batch_depth == 0:
+            self.flush(flow)
+
+    @contextlib.contextmanager
+    def batched(self, flow: models.FlowDetail) -> Iterator[None]:
+        """Hold writes back for the block, then write them together."""
+        self.begin_batch()
+        try:
+            yield
+        finally:
+            self.end_batch(flow)
+
+    def add_listener(self, listener: Callable[[Change], Any]) -> None:
+        """Call ``listener(change)`` after each durable change."""
+        if self.listeners is None:
+            self.listeners = Listeners()
+        self.listeners.callbacks.append(listener)
+
+    def remove_listener(self, listener: Callable[[Change], Any]) -> None:
+        """Stop calling ``listener``; ValueError if it was not added."""
+        if self.listeners is None or listener not in self.listeners.callbacks:
+            raise ValueError(f"{listener!r} is not a listener of this storage")
+        self.listeners.callbacks.remove(listener)
 
     def close(self) -> None:
         """Release the claim (if held), close the connection (and an owned backend)."""
