@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 from ...exceptions import ConfigurationError, MissingDependency, StorageFailure
 from ..base import Backend
+from ..drivers import kazoolog
 from ..url import make_url, mask_password
 from .errors import NoTaskFlowStore, ReadOnlyStore, TaskFlowRecordError
 from .reader import TaskFlowConnection
@@ -175,10 +176,8 @@ class TaskFlowStoreBackend(Backend):
             raise MissingDependency(f"cannot read {self._location}: {err}; pip install "
                                     f"'persistence[zookeeper]'") from err
         timeout = self._options.get("timeout", 10.0)
-        from ..zookeeper import logfilter
-
         client = KazooClient(hosts=self.hosts, timeout=timeout, auth_data=self._auth)
-        logfilter.install(client.logger)
+        kazoolog.install(client.logger)
         try:
             client.start(timeout=timeout)
         except Exception as err:

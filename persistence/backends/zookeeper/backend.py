@@ -36,8 +36,8 @@ from kazoo.security import CREATOR_ALL_ACL
 
 from ...exceptions import ConfigurationError, StorageFailure
 from ..base import store_token
+from ..drivers import kazoolog
 from ..pathbased.connection import PathBasedBackend
-from . import logfilter
 from .connection import ZkConnection
 
 __all__ = ["ZkBackend"]
@@ -139,7 +139,7 @@ class ZkBackend(PathBasedBackend):
         self.multi_read = opts.get("multi_read", True)
         if client is not None and not isinstance(client, KazooClient):
             raise TypeError(f"client must be a kazoo KazooClient, not {type(client).__name__}")
-        logfilter.install(client.logger if client is not None else None)
+        kazoolog.install(client.logger if client is not None else None)
         if client is not None:
             self.hosts = ",".join(_host_port(h, p) for h, p in client.hosts)
         else:
