@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from ...exceptions import ConfigurationError, MissingDependency, StorageFailure
 from ..base import Backend
-from ..drivers import kazoolog
+from ..drivers import zkclient
 from ..url import make_url, mask_password
 from .errors import NoTaskFlowStore, ReadOnlyStore, TaskFlowRecordError
 from .reader import TaskFlowConnection
@@ -177,7 +177,7 @@ class TaskFlowStoreBackend(Backend):
                                     f"'persistence[zookeeper]'") from err
         timeout = self._options.get("timeout", 10.0)
         client = KazooClient(hosts=self.hosts, timeout=timeout, auth_data=self._auth)
-        kazoolog.install(client.logger)
+        zkclient.install(client.logger)
         try:
             client.start(timeout=timeout)
         except Exception as err:

@@ -36,7 +36,7 @@ from kazoo.security import CREATOR_ALL_ACL
 
 from ...exceptions import ConfigurationError, StorageFailure
 from ..base import store_token
-from ..drivers import kazoolog
+from ..drivers import zkclient
 from ..pathbased.connection import PathBasedBackend
 from .connection import ZkConnection
 
@@ -139,7 +139,7 @@ class ZkBackend(PathBasedBackend):
         self.multi_read = opts.get("multi_read", True)
         if client is not None and not isinstance(client, KazooClient):
             raise TypeError(f"client must be a kazoo KazooClient, not {type(client).__name__}")
-        kazoolog.install(client.logger if client is not None else None)
+        zkclient.install(client.logger if client is not None else None)
         if client is not None:
             self.hosts = ",".join(_host_port(h, p) for h, p in client.hosts)
         else:
