@@ -9,6 +9,7 @@ meanwhile, or a save interrupted before publishing it) is skipped.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from ...exceptions import NotFound
 from ...models import encoding as serialization
@@ -39,13 +40,8 @@ class PathReads(PathPrimitives):
                 flows.append(self._build(serialization.load_flow, raw, path))
         if not lazy:
             children = self._children_many([self._flow(fd.uuid) for fd in flows])
-            all_atoms = self._load_atoms([u for names in children for u in links(names)])
-            by_uuid = {ad.uuid: ad for ad in all_atoms}
-            for fd, names in zip(flows, children):
-                for name in links(names):
-                    ad = by_uuid.get(name)
-                    if ad is not None:
-                        fd._atomdetails_by_id[ad.uuid] = ad
+            atoms = self._load_atoms([u for names in children for u in links(names)])
+            _attach(flows, children, atoms, "_atomdetails_by_id")
         return flows
 
     def _load_books(self, book_uuids: Iterable[str], lazy: bool,
@@ -66,12 +62,7 @@ class PathReads(PathPrimitives):
                 present = [names for raw, names in zip(raws, flow_lists) if raw is not None]
                 flows = self._load_flows([u for names in present for u in links(names)],
                                          lazy=False)
-                by_uuid = {fd.uuid: fd for fd in flows}
-                for book, names in zip(books, present):
-                    for name in links(names):
-                        fd = by_uuid.get(name)
-                        if fd is not None:
-                            book._flowdetails_by_id[fd.uuid] = fd
+                _attach(books, present, flows, "_flowdetails_by_id")
         for book in books:
             bookkeeping(book).changed = False
         return books
@@ -124,3 +115,15 @@ class PathReads(PathPrimitives):
             if names is None:
                 raise NotFound(f"no flow detail {fd_uuid}")
             return iter(self._load_atoms(names))
+
+
+def _attach(parents: list[Any], link_lists: list[list[str] | None], children: list[Any],
+            container: str) -> None:
+    """Put each child loaded into the ``container`` dict of the parent that links it."""
+    by_uuid = {child.uuid: child for child in children}
+    for parent, names in zip(parents, link_lists):
+        into = getattr(parent, container)
+        for name in links(names):
+            child = by_uuid.get(name)
+            if child is not None:
+                into[child.uuid] = child
