@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import urllib.request
 from typing import Any
+
+from ..backends.drivers.sqlitefile import read_only_engine
 
 __all__ = ["taskflow_store_in"]
 
@@ -31,18 +31,12 @@ def _is_taskflow_book(doc: Any) -> bool:
 
 
 def _in_database(engine: Any) -> str | None:
-    import sqlalchemy as sa
-
     if engine.url.get_backend_name() == "sqlite":
         database = engine.url.database or ""
         if database in ("", ":memory:") or not os.path.isfile(database):
             return None  # nothing there yet (and connecting would create the file)
-        # Read-only: an engine's connection would set the journal mode (a write).  The
-        # path is URI-quoted, as the TaskFlow reader's own engine does (``?``/``#`` in it).
-        target = f"file:{urllib.request.pathname2url(os.path.abspath(database))}?mode=ro"
-        read_only = sa.create_engine(
-            "sqlite://", creator=lambda: sqlite3.connect(target, uri=True),
-            poolclass=sa.pool.NullPool)
+        # Read-only: an engine's connection would set the journal mode (a write).
+        read_only = read_only_engine(database)
         try:
             return _schema_in(read_only)
         finally:

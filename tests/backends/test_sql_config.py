@@ -52,8 +52,15 @@ def test_options_in_the_query_string_are_ours_the_rest_the_drivers():
         assert be.retrying.stop.max_attempt_number == 2
         assert dict(be.engine.url.query) == {"application_name": "flows"}
         assert "pw" not in repr(be) and "***" in repr(be)
+        # The backend reads its own URL: the driver's parameter is no option of ours.
+        assert "application_name" not in be.conf and be.conf["pool_size"] == "3"
     finally:
         be.close()
+    tf = persistence.fetch("taskflow+postgresql://u@127.0.0.1/db?application_name=flows")
+    try:
+        assert "application_name" not in tf.conf and "application_name=flows" in tf.location
+    finally:
+        tf.close()
 
 
 def test_every_host_of_a_multi_host_uri_reaches_the_driver():

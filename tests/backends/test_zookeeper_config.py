@@ -44,6 +44,25 @@ def test_uri_gives_hosts_path_and_options():
         (3.0, 1000, 9000, False)
 
 
+@pytest.mark.parametrize("uri,hosts", [
+    ("zookeeper://[::1]:2181,[::1]:2182/x", "[::1]:2181,[::1]:2182"),
+    ("zookeeper://[::1]/x", "[::1]:2181"),
+    ("zookeeper://zk1,[fe80::1]:2182/x", "zk1:2181,[fe80::1]:2182"),
+    ("taskflow+zookeeper://[::1]:2181,[::1]:2182/x", "[::1]:2181,[::1]:2182"),
+    ("taskflow+zookeeper://[::1]:2183/x", "[::1]:2183"),
+])
+def test_an_ensemble_s_hosts_become_a_list_kazoo_reads(uri, hosts):
+    """IPv6 hosts keep their brackets: ``::1:2181`` is a bad hostname to kazoo."""
+    from kazoo.hosts import collect_hosts
+
+    be = persistence.fetch(uri)          # nothing connects before get_connection()
+    try:
+        assert be.hosts == hosts
+        assert [h for h, _ in collect_hosts(be.hosts)[0]][0] in ("::1", "zk1")
+    finally:
+        be.close()
+
+
 def test_dict_form_and_defaults():
     be = persistence.fetch({"connection": "zookeeper"})
     assert (be.hosts, be.path, be.timeout) == ("127.0.0.1:2181", "/taskflow", 10.0)

@@ -31,14 +31,11 @@ from ...models import history, states
 from ...models import records as models
 from ...models.bookkeeping import bookkeeping
 from .. import shared as lifecycle
+from .primitives import links
 
 __all__ = ["PathLifecycle", "HISTORY_PREFIX"]
 
 HISTORY_PREFIX = ".h-"
-
-
-def _names(names: list[str] | None) -> list[str]:
-    return [n for n in names or () if n[:1] != "."]
 
 
 def _name_ns(name: str) -> int:
@@ -102,7 +99,7 @@ class PathLifecycle:
         """Paths of the records whose history is asked for, and each atom's flow if known."""
         if flow_uuid is not None:
             try:
-                atoms = _names(self._children(self._flow(flow_uuid)))
+                atoms = links(self._children(self._flow(flow_uuid)))
             except NotFound:
                 atoms = []
             flow_of = {a: flow_uuid for a in atoms}
@@ -113,11 +110,11 @@ class PathLifecycle:
             return [self._flow(flow_uuid)] + [self._atom(a) for a in atoms], flow_of
         if uuid is not None:
             return [self._flow(uuid), self._atom(uuid)], {}
-        flows = _names(self._children(self.flow_path)) if self._exists(self.flow_path) else []
-        atoms = _names(self._children(self.atom_path)) if self._exists(self.atom_path) else []
+        flows = links(self._children(self.flow_path)) if self._exists(self.flow_path) else []
+        atoms = links(self._children(self.atom_path)) if self._exists(self.atom_path) else []
         flow_of = {}
-        for flow, links in zip(flows, self._children_many([self._flow(f) for f in flows])):
-            for atom in _names(links):
+        for flow, names in zip(flows, self._children_many([self._flow(f) for f in flows])):
+            for atom in links(names):
                 flow_of[atom] = flow
         return [self._flow(f) for f in flows] + [self._atom(a) for a in atoms], flow_of
 
@@ -130,7 +127,7 @@ class PathLifecycle:
     def _snapshot_ids(self) -> list[str]:
         if not self._exists(self.snapshot_path):
             return []
-        return _names(self._children(self.snapshot_path))
+        return links(self._children(self.snapshot_path))
 
     def snapshot_flow(self, flow_uuid: str, label: str | None = None) -> history.Snapshot:
         if label is not None and not isinstance(label, str):
@@ -220,7 +217,7 @@ class PathLifecycle:
 
     # -- fork ----------------------------------------------------------------------
     def _book_of(self, flow_uuid: str) -> str:
-        books = _names(self._children(self.book_path)) if self._exists(self.book_path) else []
+        books = links(self._children(self.book_path)) if self._exists(self.book_path) else []
         paths = [self._book(b) for b in books]
         for book, raw, flows in zip(books, self._read_many(paths), self._children_many(paths)):
             if raw is not None and flow_uuid in (flows or ()):
@@ -277,12 +274,12 @@ class PathLifecycle:
                     raise NotFound(f"no logbook {logbook}")
                 flows = found
             else:
-                books = (_names(self._children(self.book_path))
+                books = (links(self._children(self.book_path))
                          if self._exists(self.book_path) else [])
                 paths = [self._book(b) for b in books]
                 flows = [f for raw, names in zip(self._read_many(paths),
                                                  self._children_many(paths))
-                         if raw is not None for f in _names(names)]
+                         if raw is not None for f in links(names)]
             rows = self._flow_rows(flows)
         rows = [(fd, at) for fd, at in rows if wanted is None or fd.state in wanted]
         rows.sort(key=lambda row: (row[1], row[0].uuid), reverse=True)
@@ -315,7 +312,7 @@ class PathLifecycle:
                 for uuid, flows, atom_lists in found:
                     self._delete_book(self._book(uuid), flows, atom_lists, snapshot_ids, txn)
             self._purge_held = time.monotonic() - held
-        return [(uuid, len(flows), sum(len(_names(a)) for a in atom_lists))
+        return [(uuid, len(flows), sum(len(links(a)) for a in atom_lists))
                 for uuid, flows, atom_lists in found]
 
     def _purge_pause(self) -> None:
@@ -330,7 +327,7 @@ class PathLifecycle:
         saved before ``cutoff``, every flow in ``wanted`` and last written before it."""
         with self._reading() if locked else contextlib.nullcontext():
             if book_uuids is None:
-                book_uuids = (_names(self._children(self.book_path))
+                book_uuids = (links(self._children(self.book_path))
                               if self._exists(self.book_path) else [])
             paths = [self._book(u) for u in book_uuids]
             old = []
@@ -340,7 +337,7 @@ class PathLifecycle:
                     continue
                 book = serialization.load_logbook(self._decode(raw, path), self._where(path))
                 if lifecycle.book_time(book) < cutoff:
-                    old.append((uuid, _names(flows)))
+                    old.append((uuid, links(flows)))
             rows = {fd.uuid: (fd.state, _parse(at))
                     for fd, at in self._flow_rows([f for _, flows in old for f in flows])}
             keep = [(uuid, flows) for uuid, flows in old

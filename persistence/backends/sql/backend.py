@@ -26,7 +26,7 @@ import tenacity
 
 from ...exceptions import ConfigurationError, StorageFailure
 from ..base import URL_KEYS, Backend, store_token
-from ..url import mask_password
+from ..url import BackendURL, mask_password
 from . import config, migrate
 from .errors import Transient
 from .statements import RawStatement
@@ -59,12 +59,22 @@ class SQLAlchemyBackend(Backend):
         "max_inline_size": int, "chunk_size": int, "history": bool,
     }
 
+    @classmethod
+    def conf_from_url(cls, url: BackendURL) -> dict[str, Any]:
+        """The URI's parts and the query parameters that are options; the others
+        are the driver's and stay in the URI (``connection``), which the engine's
+        URL is built from."""
+        conf = url.to_conf()
+        for key, value in url.query:
+            if cls._for_driver(key, value):
+                conf.pop(key, None)
+        return conf
+
     def __init__(self, conf: Mapping[str, Any] | None = None, *,
                  engine: sa.Engine | None = None) -> None:
         conf = dict(conf or {})
         driver_query = self._driver_query(conf)
-        super().__init__({k: v for k, v in conf.items() if k not in driver_query})
-        self._conf = conf
+        super().__init__(conf)
         options = self._options
         self._check_ranges(options)
         if engine is not None:
@@ -122,16 +132,17 @@ class SQLAlchemyBackend(Backend):
             query = config.parse_url(raw).query
         except ConfigurationError:
             return {}  # reported with a clear message when the URL is parsed
-        driver: dict[str, Any] = {}
-        for key, value in query.items():
-            # host/port in the query string are libpq's multi-host form
-            # (?host=a:5432&host=b:5432&target_session_attrs=read-write): the driver's.
-            if key in cls.OPTIONS or (key in URL_KEYS and key not in ("host", "port")):
-                continue
-            if isinstance(value, tuple) and not all(isinstance(v, str) for v in value):
-                continue
-            driver[key] = value          # a repeated key comes as a tuple: keep every value
-        return driver
+        # A repeated key comes as a tuple: keep every value.
+        return {key: value for key, value in query.items() if cls._for_driver(key, value)}
+
+    @classmethod
+    def _for_driver(cls, key: str, value: Any) -> bool:
+        """Whether query parameter ``key`` goes to the driver rather than configuring us.
+        host/port in the query string are libpq's multi-host form
+        (``?host=a:5432&host=b:5432&target_session_attrs=read-write``): the driver's."""
+        if key in cls.OPTIONS or (key in URL_KEYS and key not in ("host", "port")):
+            return False
+        return not (isinstance(value, tuple) and not all(isinstance(v, str) for v in value))
 
     @staticmethod
     def _check_ranges(options: Mapping[str, Any]) -> None:

@@ -22,57 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy import pool
 
 from ...exceptions import ConfigurationError, MissingDependency
-from ..url import make_url, mask_password
+from ..drivers.sqlurl import EXTRAS, parse_url, with_default_driver
 
 __all__ = ["parse_url", "sqlalchemy_url", "create_engine", "setup_connection", "SYNCHRONOUS",
            "JOURNAL_MODES", "is_sqlite_memory", "store_identity"]
 
-# Backend or dialect name → the driver we use when the URL names none.
-_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
-                    "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql",
-                    "sqlite": "sqlite"}
-# Dialect name → the extra that installs its driver.
-_EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sql"}
-
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 JOURNAL_MODES = ("wal", "delete", "truncate", "persist", "memory", "off")
-
-
-def _with_default_driver(url: sa.URL) -> sa.URL:
-    name = url.drivername
-    if "+" not in name and name in _DEFAULT_DRIVERS:
-        return url.set(drivername=_DEFAULT_DRIVERS[name])
-    if name.startswith("postgres+"):
-        return url.set(drivername="postgresql+" + name.partition("+")[2])
-    return url
-
-
-def parse_url(raw: str) -> sa.URL:
-    """The SQLAlchemy URL of ``raw``, split by our own URI parser.
-
-    SQLAlchemy's parser splits ``user:p@ss@host`` at the first ``@``, ours at
-    the last; building the URL from our parts keeps one reading of the
-    password everywhere (connecting, masking, messages).
-    """
-    url = make_url(raw)
-    if len(url.hosts) > 1:
-        raise ConfigurationError(f"{mask_password(raw)!r} names {len(url.hosts)} hosts; a SQL "
-                                 f"database URL names one")
-    query: dict[str, Any] = {}
-    for key, value in url.query:
-        if key not in query:
-            query[key] = value
-        else:
-            prev = query[key]
-            query[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
-    drivername = url.backend + (f"+{url.driver}" if url.driver else "")
-    try:
-        return sa.URL.create(drivername, username=url.username, password=url.password,
-                             host=url.host, port=url.port, database=url.path[1:] or None,
-                             query=query)
-    except (TypeError, ValueError) as err:
-        raise ConfigurationError(f"{mask_password(raw)!r} is not a valid SQL database URL: "
-                                 f"{mask_password(str(err))}") from None
 
 
 def sqlalchemy_url(conf: Mapping[str, Any], options: Mapping[str, Any],
@@ -102,7 +58,7 @@ def sqlalchemy_url(conf: Mapping[str, Any], options: Mapping[str, Any],
                             password=conf.get("password"), host=conf.get("host"),
                             port=int(conf["port"]) if conf.get("port") else None,
                             database=database, query=dict(driver_query))
-    return _with_default_driver(url)
+    return with_default_driver(url)
 
 
 def is_sqlite_memory(url: sa.URL) -> bool:
@@ -146,7 +102,7 @@ def create_engine(url: sa.URL, options: Mapping[str, Any]) -> sa.Engine:
         raise ConfigurationError(f"SQLAlchemy has no dialect for "
                                  f"{url.drivername!r}: {err}") from None
     except ImportError as err:
-        extra = _EXTRAS.get(backend)
+        extra = EXTRAS.get(backend)
         hint = (f"pip install 'persistence[{extra}]'" if extra
                 else f"install the DBAPI driver of {url.drivername!r}")
         raise MissingDependency(f"the driver for {url.drivername!r} is not installed "

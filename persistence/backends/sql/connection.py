@@ -15,13 +15,15 @@ get_atom_details                            1 SELECT (+1 if chunked)
 destroy_logbook                             1 DELETE (children cascade)
 ==========================================  =====================================
 
-Large values add chunk statements only for the atoms that have them.
+Large values add chunk statements only for the atoms that have them.  The
+writes and the schema calls are here; the reads are in :mod:`.reads`, history
+in :mod:`.history`, snapshots, restores and forks in :mod:`.snapshots`,
+summaries, listings and purge in :mod:`.lifecycle`, claims in :mod:`.claims`.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,15 +36,19 @@ from ..base import Connection
 from ..shared import check_component
 from . import codec, migrate
 from .claims import SQLClaims
-from .lifecycle import HISTORY_FROM_ATOM, UPDATE_LOGGED_PG, SQLLifecycle
+from .history import HISTORY_FROM_ATOM, UPDATE_LOGGED_PG, SQLHistory
+from .lifecycle import SQLLifecycle
+from .reads import SQLReads
 from .session import Session
+from .snapshots import SQLSnapshots
 from .statements import ATOMS, BOOKS, CHUNKS, FLOWS
 from .writes import RowWrite, check_unique, conflict, param_bytes, write_chunks, write_rows
 
 __all__ = ["SQLConnection"]
 
 
-class SQLConnection(SQLClaims, SQLLifecycle, Connection):
+class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
+                    Connection):
     """A connection to a :class:`SQLAlchemyBackend`; holds one pooled connection
     from first use until :meth:`close`.  Safe to share between threads (calls
     are serialized)."""
@@ -99,6 +105,13 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
         for r in rows:
             r.params["v_txn"] = txn
 
+    def _write_atom_rows(self, conn: sa.Connection, atom_rows: list[RowWrite],
+                         txn: str) -> None:
+        """Insert or update ``atom_rows`` and their chunks (new rows are created)."""
+        if atom_rows:
+            write_rows(self._session, conn, ATOMS, atom_rows, txn, create=True)
+            write_chunks(self._session, conn, atom_rows)
+
     # -- writes --------------------------------------------------------------
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
         book.updated_at = datetime.datetime.now(datetime.timezone.utc)
@@ -122,9 +135,7 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
             write_rows(self._session, conn, BOOKS, [book_row], txn, create=True)
             if flow_rows:
                 write_rows(self._session, conn, FLOWS, flow_rows, txn, create=True)
-            if atom_rows:
-                write_rows(self._session, conn, ATOMS, atom_rows, txn, create=True)
-                write_chunks(self._session, conn, atom_rows)
+            self._write_atom_rows(conn, atom_rows, txn)
             self._log_rows(conn, logged)
 
         self._session.write(f"save logbook {book.name!r} ({book.uuid})",
@@ -142,9 +153,7 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
         def body(conn: sa.Connection, txn: str) -> None:
             self._retxn([flow_row, *atom_rows], txn)
             write_rows(self._session, conn, FLOWS, [flow_row], txn, create=False, keep_parent=True)
-            if atom_rows:
-                write_rows(self._session, conn, ATOMS, atom_rows, txn, create=True)
-                write_chunks(self._session, conn, atom_rows)
+            self._write_atom_rows(conn, atom_rows, txn)
             self._log_rows(conn, logged)
 
         self._session.write(f"update flow detail {flow_detail.name!r} ({flow_detail.uuid})",
@@ -213,8 +222,7 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
         attempts = []
 
         def op(conn: sa.Connection) -> None:
-            if self._session.sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            self._session.begin_write(conn)
             try:
                 deleted = conn.execute(BOOKS.delete, {"uuid": book_uuid}).rowcount
             except BaseException:
@@ -230,144 +238,12 @@ class SQLConnection(SQLClaims, SQLLifecycle, Connection):
 
     def clear_all(self) -> None:
         def body(conn: sa.Connection) -> None:
-            if self._session.sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            self._session.begin_write(conn)
             for statements in (CHUNKS, ATOMS, FLOWS, BOOKS):
                 conn.execute(statements.delete_all)
             conn.commit()
 
         self._session.run("clear all logbooks", body)
-
-    # -- reads ---------------------------------------------------------------
-    def _flows(self, rows: list[Any]) -> list[models.FlowDetail]:
-        token = self._token
-        flows = []
-        for row in rows:
-            fd = codec.load_flow(row)
-            bookkeeping(fd).mark_stored(token, fd.state)
-            flows.append(fd)
-        return flows
-
-    def _book(self, row: Any) -> models.LogBook:
-        book = codec.load_book(row)
-        bookkeeping(book).mark_stored(self._token, None)
-        return book
-
-    @staticmethod
-    def _attach(parents: list[Any], children: list[Any], parent_of: dict[str, str],
-                container: str) -> None:
-        """Put each child into its parent's ``container`` dict; parents count as unchanged."""
-        by_uuid = {parent.uuid: parent for parent in parents}
-        for child in children:
-            parent = by_uuid.get(parent_of[child.uuid])
-            if parent is not None:
-                getattr(parent, container)[child.uuid] = child
-        for parent in parents:
-            bookkeeping(parent).changed = False
-
-    def _load_flows(self, conn: sa.Connection, flow_rows: list[Any], atom_statement,
-                    chunk_statement, params: dict[str, Any],
-                    lazy: bool) -> list[models.FlowDetail]:
-        flows = self._flows(flow_rows)
-        if not lazy and flows:
-            rows = conn.execute(atom_statement, params).all()
-            atoms = self._atoms_from(conn, rows, chunk_statement, params)
-            self._attach(flows, atoms, {row[0]: row[12] for row in rows}, "_atomdetails_by_id")
-        return flows
-
-    def _atoms_from(self, conn: sa.Connection, rows: list[Any], chunk_statement: sa.Select,
-                    params: dict[str, Any]) -> list[models.AtomDetail]:
-        chunked = None
-        if any(row[11] for row in rows):
-            chunked = codec.join_chunks(conn.execute(chunk_statement, params))
-        load, token = codec.load_atom, self._token
-        atoms = []
-        for row in rows:
-            atom = load(row, chunked.get(row[0]) if chunked else None)
-            bookkeeping(atom).mark_stored(token, atom.state)
-            atoms.append(atom)
-        return atoms
-
-    def get_logbook(self, book_uuid: str, lazy: bool = False) -> models.LogBook:
-        check_component("logbook uuid", book_uuid)
-        params = {"uuid": book_uuid}
-
-        def body(conn: sa.Connection) -> models.LogBook:
-            row = conn.execute(BOOKS.by_uuid, params).first()
-            if row is None:
-                raise NotFound(f"no logbook {book_uuid}")
-            book = self._book(row)
-            if not lazy:
-                flow_rows = conn.execute(FLOWS.by_book, params).all()
-                flows = self._load_flows(conn, flow_rows, ATOMS.by_book, CHUNKS.by_book,
-                                         params, lazy=False)
-                self._attach([book], flows, {r[0]: r[4] for r in flow_rows}, "_flowdetails_by_id")
-            return book
-
-        return self._session.read(f"load logbook {book_uuid}", body, consistent=not lazy)
-
-    def get_logbooks(self, lazy: bool = False) -> Iterator[models.LogBook]:
-        def body(conn: sa.Connection) -> list[models.LogBook]:
-            books = [self._book(row) for row in conn.execute(BOOKS.all)]
-            if not lazy and books:
-                flow_rows = conn.execute(FLOWS.select).all()
-                flows = self._load_flows(conn, flow_rows, ATOMS.select, CHUNKS.all, {},
-                                         lazy=False)
-                self._attach(books, flows, {r[0]: r[4] for r in flow_rows}, "_flowdetails_by_id")
-            return books
-
-        return iter(self._session.read("load logbooks", body, consistent=not lazy))
-
-    def get_flows_for_book(self, book_uuid: str,
-                           lazy: bool = False) -> Iterator[models.FlowDetail]:
-        check_component("logbook uuid", book_uuid)
-        params = {"uuid": book_uuid}
-
-        def body(conn: sa.Connection) -> list[models.FlowDetail]:
-            if conn.execute(BOOKS.exists, params).first() is None:
-                raise NotFound(f"no logbook {book_uuid}")
-            flow_rows = conn.execute(FLOWS.by_book, params).all()
-            return self._load_flows(conn, flow_rows, ATOMS.by_book, CHUNKS.by_book, params,
-                                    lazy)
-
-        return iter(self._session.read(f"load the flow details of logbook {book_uuid}", body))
-
-    def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> models.FlowDetail:
-        check_component("flow detail uuid", fd_uuid)
-        params = {"uuid": fd_uuid}
-
-        def body(conn: sa.Connection) -> models.FlowDetail:
-            row = conn.execute(FLOWS.by_uuid, params).first()
-            if row is None:
-                raise NotFound(f"no flow detail {fd_uuid}")
-            return self._load_flows(conn, [row], ATOMS.by_flow, CHUNKS.by_flow, params,
-                                    lazy)[0]
-
-        return self._session.read(f"load flow detail {fd_uuid}", body, consistent=not lazy)
-
-    def get_atom_details(self, ad_uuid: str) -> models.AtomDetail:
-        check_component("atom detail uuid", ad_uuid)
-        params = {"uuid": ad_uuid}
-
-        def body(conn: sa.Connection) -> models.AtomDetail:
-            row = conn.execute(ATOMS.by_uuid, params).first()
-            if row is None:
-                raise NotFound(f"no atom detail {ad_uuid}")
-            return self._atoms_from(conn, [row], CHUNKS.by_atom, params)[0]
-
-        return self._session.read(f"load atom detail {ad_uuid}", body, consistent=False)
-
-    def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
-        check_component("flow detail uuid", fd_uuid)
-        params = {"uuid": fd_uuid}
-
-        def body(conn: sa.Connection) -> list[models.AtomDetail]:
-            if conn.execute(FLOWS.exists, params).first() is None:
-                raise NotFound(f"no flow detail {fd_uuid}")
-            rows = conn.execute(ATOMS.by_flow, params).all()
-            return self._atoms_from(conn, rows, CHUNKS.by_flow, params)
-
-        return iter(self._session.read(f"load the atom details of flow {fd_uuid}", body))
 
     # -- maintenance -----------------------------------------------------------
     def upgrade(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import sqlite3
 import zlib
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from ...exceptions import StorageFailure
+from ..drivers.sqlitefile import connect_read_only
 from .tables import VERSION_TABLE
 
 __all__ = ["head", "current", "upgrade", "offline", "MIGRATIONS"]
@@ -92,13 +94,9 @@ def offline(url: sa.URL, start: str | None) -> str:
 
 def sqlite_file_revision(path: str) -> str | None:
     """The migration the sqlite file at ``path`` is at (None: no schema), read
-    through a read-only connection: ours would set the journal mode, which
-    writes the file's header, and a read-only probe must leave it alone."""
-    import sqlite3
-    import urllib.parse
-
+    through a read-only connection (:mod:`persistence.backends.drivers.sqlitefile`)."""
     try:
-        conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
+        conn = connect_read_only(path)
     except sqlite3.Error as err:
         raise StorageFailure(f"cannot open {path} to read it: {err}") from err
     try:

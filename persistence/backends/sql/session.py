@@ -210,6 +210,12 @@ class Session:
             self.discard(err)
 
     # -- transactions ---------------------------------------------------------
+    def begin_write(self, conn: sa.Connection) -> None:
+        """Start a write transaction on sqlite as a writer (BEGIN IMMEDIATE), so it
+        never fails half-way to upgrade a read lock; other databases need nothing."""
+        if self.sqlite:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
     def read(self, what: str, body: Callable[[sa.Connection], T], consistent: bool = True) -> T:
         """Run a read-only ``body``; several statements see one snapshot if ``consistent``."""
         def op(conn: sa.Connection) -> T:

@@ -33,7 +33,8 @@ from typing import Any, ClassVar
 
 from ...exceptions import ConfigurationError, MissingDependency, StorageFailure
 from ..base import Backend
-from ..url import make_url, mask_password
+from ..drivers import zkclient
+from ..url import BackendURL, mask_password
 from .errors import NoTaskFlowStore, ReadOnlyStore, TaskFlowRecordError
 from .reader import TaskFlowConnection
 
@@ -69,19 +70,29 @@ class TaskFlowStoreBackend(Backend):
     #: Capability flag: connections only read (writes raise ReadOnlyStore).
     read_only = True
 
+    @classmethod
+    def conf_from_url(cls, url: BackendURL) -> dict[str, Any]:
+        """The TaskFlow store's URI parts and options: a database URL's query string is
+        the driver's (it stays in the URI), a ZooKeeper ensemble's hosts become one list
+        kazoo reads."""
+        conf = url.to_conf()
+        kind = (url.driver or "").partition("+")[0].lower()
+        if kind in _SQL:
+            for key, _ in url.query:
+                conf.pop(key, None)
+        elif kind in _ZK and len(url.hosts) > 1 and "hosts" not in dict(url.query):
+            conf["hosts"] = zkclient.host_list(url.hosts)
+        return conf
+
     def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
         conf = dict(conf or {})
         self.kind, self._uri = _inner(conf)
         if self.kind not in _SQL + _DIR + _ZK:
             raise ConfigurationError(f"unknown kind of TaskFlow store {self.kind!r}; known: "
                                      f"{_KINDS}")
-        if self.kind in _SQL:
-            if self._uri is None:
-                raise ConfigurationError("give a TaskFlow SQL store as a URI, e.g. "
-                                         "taskflow+postgresql://user@host/db")
-            # The query string of a database URL is the driver's.
-            driver_keys = {k for k, _ in make_url(self._uri).query}
-            conf = {k: v for k, v in conf.items() if k not in driver_keys}
+        if self.kind in _SQL and self._uri is None:
+            raise ConfigurationError("give a TaskFlow SQL store as a URI, e.g. "
+                                     "taskflow+postgresql://user@host/db")
         super().__init__(conf)
         if self.kind in _SQL and self._options:
             raise ConfigurationError(f"option(s) {', '.join(sorted(self._options))} do not "
@@ -116,7 +127,7 @@ class TaskFlowStoreBackend(Backend):
                                      "ZooKeeper store")
         hosts = conf.get("hosts")
         if not hosts and conf.get("host"):
-            hosts = f"{conf['host']}:{conf.get('port') or 2181}"
+            hosts = zkclient.host_port(conf["host"], conf.get("port"))
         if isinstance(hosts, (list, tuple)):
             hosts = ",".join(map(str, hosts))
         if not isinstance(hosts, str) or not hosts:
@@ -175,10 +186,8 @@ class TaskFlowStoreBackend(Backend):
             raise MissingDependency(f"cannot read {self._location}: {err}; pip install "
                                     f"'persistence[zookeeper]'") from err
         timeout = self._options.get("timeout", 10.0)
-        from ..zookeeper import logfilter
-
         client = KazooClient(hosts=self.hosts, timeout=timeout, auth_data=self._auth)
-        logfilter.install(client.logger)
+        zkclient.install(client.logger)
         try:
             client.start(timeout=timeout)
         except Exception as err:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +29,8 @@ import sqlalchemy as sa
 from ...exceptions import ConfigurationError, MissingDependency
 from ...models import records as models
 from ..base import translate_errors
-from ..sql.config import parse_url
+from ..drivers.sqlitefile import read_only_engine
+from ..drivers.sqlurl import EXTRAS, parse_url, with_default_driver
 from ..url import mask_password
 from . import convert
 from .errors import NoTaskFlowStore
@@ -49,9 +48,6 @@ _REQUIRED = {
 }
 _OPTIONAL_ATOM = ("atom_type", "intention", "revert_results", "revert_failure")
 _JSON = ("meta", "results", "failure", "revert_results", "revert_failure")
-_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
-                    "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
-_EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sql"}
 
 
 def _sqlite_engine(url: sa.URL, location: str) -> sa.Engine:
@@ -60,18 +56,8 @@ def _sqlite_engine(url: sa.URL, location: str) -> sa.Engine:
         raise ConfigurationError(f"{location}: name the TaskFlow sqlite file, e.g. "
                                  f"taskflow+sqlite:///path/to/taskflow.db")
     path = os.path.abspath(database)
-    target = f"file:{urllib.request.pathname2url(path)}?mode=ro"
-
-    def connect() -> sqlite3.Connection:
-        if not os.path.isfile(path):
-            raise NoTaskFlowStore(f"no TaskFlow store at {location}: no such file {path}")
-        conn = sqlite3.connect(target, uri=True, check_same_thread=False)
-        conn.isolation_level = None  # BEGIN is sent by the "begin" listener below
-        return conn
-
-    engine = sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.NullPool)
-    sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
-    return engine
+    return read_only_engine(path, lambda: NoTaskFlowStore(
+        f"no TaskFlow store at {location}: no such file {path}"))
 
 
 def make_engine(uri: str, location: str) -> sa.Engine:
@@ -80,8 +66,7 @@ def make_engine(uri: str, location: str) -> sa.Engine:
     backend = url.get_backend_name()
     if backend == "sqlite":
         return _sqlite_engine(url, location)
-    if "+" not in url.drivername and backend in _DEFAULT_DRIVERS:
-        url = url.set(drivername=_DEFAULT_DRIVERS[backend])
+    url = with_default_driver(url)
     if backend in ("postgresql", "postgres"):
         connect_args = {"options": "-c default_transaction_read_only=on"}
         options = {"isolation_level": "REPEATABLE READ"}
@@ -94,8 +79,9 @@ def make_engine(uri: str, location: str) -> sa.Engine:
     try:
         return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True, **options)
     except ImportError as err:
+        extra = EXTRAS.get(url.get_backend_name(), "sql")
         raise MissingDependency(f"cannot read {location}: {err}; pip install "
-                                f"'persistence[{_EXTRAS.get(backend, 'sql')}]'") from err
+                                f"'persistence[{extra}]'") from err
 
 
 def _describe(err: BaseException) -> str:

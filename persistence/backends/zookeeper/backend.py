@@ -36,8 +36,9 @@ from kazoo.security import CREATOR_ALL_ACL
 
 from ...exceptions import ConfigurationError, StorageFailure
 from ..base import store_token
+from ..drivers import zkclient
 from ..pathbased.connection import PathBasedBackend
-from . import logfilter
+from ..url import BackendURL
 from .connection import ZkConnection
 
 __all__ = ["ZkBackend"]
@@ -45,24 +46,17 @@ __all__ = ["ZkBackend"]
 LOG = logging.getLogger(__name__)
 
 DEFAULT_HOSTS = "127.0.0.1:2181"
-DEFAULT_PORT = 2181
 
 _LOST = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError)
 # ZooKeeper answers the callers interpret themselves; every other error is a StorageFailure.
 _ANSWERS = (NoNodeError, BadVersionError, NodeExistsError, NotEmptyError, UnimplementedError)
 
 
-def _host_port(host: str, port: int | None) -> str:
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # IPv6
-    return f"{host}:{port or DEFAULT_PORT}"
-
-
 def _hosts(conf: Mapping[str, Any]) -> str:
     hosts = conf.get("hosts")
     if hosts is None:
         if conf.get("host"):
-            return _host_port(conf["host"], conf.get("port"))
+            return zkclient.host_port(conf["host"], conf.get("port"))
         return DEFAULT_HOSTS
     if isinstance(hosts, str):
         items = [h.strip() for h in hosts.split(",")]
@@ -70,7 +64,7 @@ def _hosts(conf: Mapping[str, Any]) -> str:
         items = []
         for h in hosts:
             if isinstance(h, (list, tuple)) and len(h) == 2:
-                items.append(_host_port(str(h[0]), int(h[1])))
+                items.append(zkclient.host_port(str(h[0]), int(h[1])))
             else:
                 items.append(str(h).strip())
     else:
@@ -121,6 +115,15 @@ class ZkBackend(PathBasedBackend):
                "chunk_size": int, "max_request_bytes": int, "multi_read": bool,
                "username": str, "password": str, "history": bool}
 
+    @classmethod
+    def conf_from_url(cls, url: BackendURL) -> dict[str, Any]:
+        """The URI's parts and options, an ensemble's hosts (``zookeeper://zk1,[::1]:2182/x``)
+        as one ``hosts`` list kazoo reads: IPv6 in brackets, port 2181 where none is given."""
+        conf = url.to_conf()
+        if len(url.hosts) > 1 and "hosts" not in dict(url.query):
+            conf["hosts"] = zkclient.host_list(url.hosts)
+        return conf
+
     def __init__(self, conf: Mapping[str, Any] | None = None,
                  client: KazooClient | None = None) -> None:
         super().__init__(conf)
@@ -139,9 +142,9 @@ class ZkBackend(PathBasedBackend):
         self.multi_read = opts.get("multi_read", True)
         if client is not None and not isinstance(client, KazooClient):
             raise TypeError(f"client must be a kazoo KazooClient, not {type(client).__name__}")
-        logfilter.install(client.logger if client is not None else None)
+        zkclient.install(client.logger if client is not None else None)
         if client is not None:
-            self.hosts = ",".join(_host_port(h, p) for h, p in client.hosts)
+            self.hosts = zkclient.host_list(client.hosts)
         else:
             self.hosts = _hosts(opts)
         if ("password" in opts) and "username" not in opts:

@@ -1,4 +1,7 @@
-"""Keep credentials out of kazoo's log lines.
+"""Setting up a kazoo client: the host list it reads, and credentials kept out of its logs.
+
+A host list is ``host:port,host:port``, an IPv6 address in brackets (kazoo
+reads ``::1:2181`` as a bad hostname).
 
 At DEBUG kazoo logs every request it sends, the digest ``Auth`` request
 (``user:password``) included, and at its BLATHER level the session password.
@@ -9,8 +12,25 @@ whoever configured logging.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
-__all__ = ["install"]
+__all__ = ["DEFAULT_PORT", "host_port", "host_list", "install"]
+
+#: The port of a host given without one.
+DEFAULT_PORT = 2181
+
+
+def host_port(host: str, port: int | None) -> str:
+    """``host:port`` as kazoo reads it (IPv6 in brackets, DEFAULT_PORT if none is given)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port or DEFAULT_PORT}"
+
+
+def host_list(hosts: Iterable[tuple[str, int | None]]) -> str:
+    """The kazoo host list of (host, port) pairs, e.g. a parsed URI's hosts."""
+    return ",".join(host_port(host, port) for host, port in hosts)
+
 
 _LOGGER = "kazoo.client"   # what KazooClient and its connection log through by default
 _MASK = "***"

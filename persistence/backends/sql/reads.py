@@ -1,0 +1,161 @@
+"""Loading logbooks, flow details and atom details from the SQL tables.
+
+A logbook is three SELECTs (books, their flows, their atoms) whatever its
+size, a flow detail two, plus one for chunk rows when values are chunked;
+reads of more than one statement share one snapshot (``Session.read``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from ...exceptions import NotFound
+from ...models import records as models
+from ...models.bookkeeping import bookkeeping
+from ..shared import check_component
+from . import codec
+from .session import Session
+from .statements import ATOMS, BOOKS, CHUNKS, FLOWS
+
+__all__ = ["SQLReads"]
+
+T = TypeVar("T")
+
+
+class SQLReads:
+    """Mixin of :class:`~persistence.backends.sql.connection.SQLConnection`: the read
+    half of the Connection API."""
+
+    _session: Session
+    _token: object
+
+    def _flows(self, rows: list[Any]) -> list[models.FlowDetail]:
+        token = self._token
+        flows = []
+        for row in rows:
+            fd = codec.load_flow(row)
+            bookkeeping(fd).mark_stored(token, fd.state)
+            flows.append(fd)
+        return flows
+
+    def _book(self, row: Any) -> models.LogBook:
+        book = codec.load_book(row)
+        bookkeeping(book).mark_stored(self._token, None)
+        return book
+
+    @staticmethod
+    def _attach(parents: list[Any], children: list[Any], parent_of: dict[str, str],
+                container: str) -> None:
+        """Put each child into its parent's ``container`` dict; parents count as unchanged."""
+        by_uuid = {parent.uuid: parent for parent in parents}
+        for child in children:
+            parent = by_uuid.get(parent_of[child.uuid])
+            if parent is not None:
+                getattr(parent, container)[child.uuid] = child
+        for parent in parents:
+            bookkeeping(parent).changed = False
+
+    def _load_flows(self, conn: sa.Connection, flow_rows: list[Any], atom_statement,
+                    chunk_statement, params: dict[str, Any],
+                    lazy: bool) -> list[models.FlowDetail]:
+        flows = self._flows(flow_rows)
+        if not lazy and flows:
+            rows = conn.execute(atom_statement, params).all()
+            atoms = self._atoms_from(conn, rows, chunk_statement, params)
+            self._attach(flows, atoms, {row[0]: row[12] for row in rows}, "_atomdetails_by_id")
+        return flows
+
+    def _atoms_from(self, conn: sa.Connection, rows: list[Any], chunk_statement: sa.Select,
+                    params: dict[str, Any]) -> list[models.AtomDetail]:
+        chunked = None
+        if any(row[11] for row in rows):
+            chunked = codec.join_chunks(conn.execute(chunk_statement, params))
+        load, token = codec.load_atom, self._token
+        atoms = []
+        for row in rows:
+            atom = load(row, chunked.get(row[0]) if chunked else None)
+            bookkeeping(atom).mark_stored(token, atom.state)
+            atoms.append(atom)
+        return atoms
+
+    def _load_one(self, kind: str, statement: sa.Select, uuid: str,
+                  build: Callable[[sa.Connection, Any, dict[str, Any]], T],
+                  consistent: bool) -> T:
+        """``build(conn, row, params)`` of the row of ``kind`` ``uuid``; NotFound if none."""
+        check_component(f"{kind} uuid", uuid)
+        params = {"uuid": uuid}
+
+        def body(conn: sa.Connection) -> T:
+            row = conn.execute(statement, params).first()
+            if row is None:
+                raise NotFound(f"no {kind} {uuid}")
+            return build(conn, row, params)
+
+        return self._session.read(f"load {kind} {uuid}", body, consistent=consistent)
+
+    def _load_children(self, what: str, kind: str, parent_exists: sa.Select, uuid: str,
+                       load: Callable[[sa.Connection, dict[str, Any]], list[T]]
+                       ) -> Iterator[T]:
+        """``load(conn, params)`` below the parent ``kind`` ``uuid``; NotFound if it is gone."""
+        check_component(f"{kind} uuid", uuid)
+        params = {"uuid": uuid}
+
+        def body(conn: sa.Connection) -> list[T]:
+            if conn.execute(parent_exists, params).first() is None:
+                raise NotFound(f"no {kind} {uuid}")
+            return load(conn, params)
+
+        return iter(self._session.read(what, body))
+
+    def get_logbook(self, book_uuid: str, lazy: bool = False) -> models.LogBook:
+        def build(conn: sa.Connection, row: Any, params: dict[str, Any]) -> models.LogBook:
+            book = self._book(row)
+            if not lazy:
+                flow_rows = conn.execute(FLOWS.by_book, params).all()
+                flows = self._load_flows(conn, flow_rows, ATOMS.by_book, CHUNKS.by_book,
+                                         params, lazy=False)
+                self._attach([book], flows, {r[0]: r[4] for r in flow_rows}, "_flowdetails_by_id")
+            return book
+
+        return self._load_one("logbook", BOOKS.by_uuid, book_uuid, build, consistent=not lazy)
+
+    def get_logbooks(self, lazy: bool = False) -> Iterator[models.LogBook]:
+        def body(conn: sa.Connection) -> list[models.LogBook]:
+            books = [self._book(row) for row in conn.execute(BOOKS.all)]
+            if not lazy and books:
+                flow_rows = conn.execute(FLOWS.select).all()
+                flows = self._load_flows(conn, flow_rows, ATOMS.select, CHUNKS.all, {},
+                                         lazy=False)
+                self._attach(books, flows, {r[0]: r[4] for r in flow_rows}, "_flowdetails_by_id")
+            return books
+
+        return iter(self._session.read("load logbooks", body, consistent=not lazy))
+
+    def get_flows_for_book(self, book_uuid: str,
+                           lazy: bool = False) -> Iterator[models.FlowDetail]:
+        return self._load_children(
+            f"load the flow details of logbook {book_uuid}", "logbook", BOOKS.exists, book_uuid,
+            lambda conn, params: self._load_flows(conn, conn.execute(FLOWS.by_book, params).all(),
+                                                  ATOMS.by_book, CHUNKS.by_book, params, lazy))
+
+    def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> models.FlowDetail:
+        return self._load_one(
+            "flow detail", FLOWS.by_uuid, fd_uuid,
+            lambda conn, row, params: self._load_flows(conn, [row], ATOMS.by_flow,
+                                                       CHUNKS.by_flow, params, lazy)[0],
+            consistent=not lazy)
+
+    def get_atom_details(self, ad_uuid: str) -> models.AtomDetail:
+        return self._load_one(
+            "atom detail", ATOMS.by_uuid, ad_uuid,
+            lambda conn, row, params: self._atoms_from(conn, [row], CHUNKS.by_atom, params)[0],
+            consistent=False)
+
+    def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
+        return self._load_children(
+            f"load the atom details of flow {fd_uuid}", "flow detail", FLOWS.exists, fd_uuid,
+            lambda conn, params: self._atoms_from(conn, conn.execute(ATOMS.by_flow, params).all(),
+                                                  CHUNKS.by_flow, params))
