@@ -98,6 +98,8 @@ def w6_figures(doc: dict[str, Any], backend: str) -> dict[str, Any]:
                 "atoms_per_s": per, "levels": sorted(levels, key=int),
                 "scaling": ratio(per.get(last), per.get(first)) if levels else None,
                 "reps": {n: levels[n].get("reps") for n in levels},
+                "ran": {n: min((r.get("flows", 0) for r in levels[n].get("runs") or []),
+                               default=0) for n in levels},
                 "errors": sum(level.get("errors", 0) for level in levels.values()),
                 "lock_errors": sum(level.get("lock_errors", 0) for level in levels.values()),
                 "error_lines": errors}

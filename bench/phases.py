@@ -34,6 +34,10 @@ W6_THREADS = ("memory", "postgresql", "mysql", "zookeeper")
 W6_PROCESSES = ("sqlite", "dir")
 PROCESSES, FLOWS_PER_PROCESS = 4, 4
 DBOS_DATABASES = ("postgresql", "sqlite")
+# W6 on PostgreSQL/MariaDB: a flow the connection pool cannot serve fails after this
+# wait (and the backend's retries) instead of the default 30 s per attempt; the pool's
+# size stays the library's default.
+POOL_TIMEOUT_S = 2.0
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -203,6 +207,7 @@ def run_w6(services: Services, args: argparse.Namespace, sizes: Sizes, backends:
     """W6 on every available backend it applies to."""
     out: dict[str, Any] = {"levels": list(LEVELS), "window_s": sizes.w6_window_s,
                            "reps": sizes.w6_reps, "pool": sizes.w6_pool,
+                           "pool_timeout_s": POOL_TIMEOUT_S,
                            "threads": {}, "processes": {}}
     started = time.perf_counter()
     for b in backends:
@@ -215,6 +220,8 @@ def run_w6(services: Services, args: argparse.Namespace, sizes: Sizes, backends:
         if kind == "threads":
             _log(f"W6: {b}, {', '.join(map(str, LEVELS))} flows (threads of one process)")
             with services.fresh_store(b, "persistence") as conf:
+                if b in ("postgresql", "mysql"):
+                    conf = dict(conf, pool_timeout=POOL_TIMEOUT_S)
                 got = run_worker(sys.executable, "persistence", b, conf, "w6", 0, args.quick,
                                  args.worker_timeout, services.workdir)
             out[kind][b] = got

@@ -131,9 +131,14 @@ def w6_section(doc: dict[str, Any]) -> list[str]:
             rows.append([b, f"not available ({f['unavailable'] or f['error']})"]
                         + ["–"] * len(levels) + ["–"])
             continue
-        rows.append([b] + [_rate(f["atoms_per_s"].get(n)) for n in levels]
-                    + [x(f["scaling"]), _errors(f)])
+        rows.append([b] + [_rate(f["atoms_per_s"].get(n)) + _short(f["ran"].get(n), n)
+                           for n in levels] + [x(f["scaling"]), _errors(f)])
     if rows:
+        if w6.get("pool_timeout_s"):
+            out += [f"PostgreSQL and MariaDB run with `pool_timeout={w6['pool_timeout_s']:g}` "
+                    f"(the pool's size is the backend's default), so that a flow the pool "
+                    f"cannot serve fails within seconds (counted below) instead of "
+                    f"stalling the run.", ""]
         head = (["backend"] + [f"{n} flow{'s' if n != '1' else ''}" for n in levels]
                 + [f"{levels[-1]} ÷ {levels[0]}" if levels else "scaling", "errors"])
         out += table(head, rows)
@@ -158,6 +163,11 @@ def w6_section(doc: dict[str, Any]) -> list[str]:
     if lines:
         out += ["Errors that escaped (first line, verbatim):", ""] + lines + [""]
     return out + _targets(doc, "W6")
+
+
+def _short(ran: int | None, level: str) -> str:
+    """A note when fewer flows ran than the level asked for (the others failed to start)."""
+    return f" (only {ran} ran)" if ran is not None and ran < int(level) else ""
 
 
 def _rate(value: float | None) -> str:
