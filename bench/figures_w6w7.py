@@ -174,8 +174,9 @@ def w6w7_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def _errors_note(f: dict[str, Any]) -> str:
     if not f.get("errors"):
         return ""
-    first = "; ".join(f"{n}× {line}" for line, n in list(f["error_lines"].items())[:3])
-    return f"{f['errors']} errors ({f['lock_errors']} lock errors): {first}"
+    first = "; ".join(f"{n}× {line[:120]}" for line, n in list(f["error_lines"].items())[:2])
+    return (f"{f['errors']} errors ({f['lock_errors']} lock errors), see W6 below: "
+            f"{first}")
 
 
 def _us(seconds: float | None) -> str:

@@ -118,3 +118,33 @@ def test_unknown_phase_is_a_usage_error(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "unknown phase(s) w9 in --only; known: w7, w6, main" in done.stderr
+
+
+def test_w7_measures_every_durability_mode_storage_offers(tmp_path, monkeypatch):
+    """With a Storage that takes ``at_most_once``, a W7 round times both modes and
+    passes the keyword through (in-process, on memory)."""
+    import persistence.storage
+    from bench import adapters, checkpoint
+
+    seen = []
+
+    class Storage(persistence.storage.Storage):
+        def __init__(self, *args, at_most_once: bool = False, **kwargs):
+            seen.append(at_most_once)
+            super().__init__(*args, **kwargs)
+
+    api = adapters.load("persistence")
+    backend = api.open_backend({"connection": "memory"})
+    try:
+        assert checkpoint.modes() in (("default",), ("default", "at_most_once"))
+        monkeypatch.setattr(persistence.storage, "Storage", Storage)
+        assert checkpoint.modes() == ("default", "at_most_once")
+        got = checkpoint.run_round(api, backend, "memory", {"connection": "memory"}, 5, 1,
+                                   rep=2, workdir=str(tmp_path))
+    finally:
+        backend.close()
+    assert got["order"] == ["at_most_once", "floor", "default"]
+    assert seen == [True, False]
+    for mode in ("default", "at_most_once"):
+        assert got[mode]["atoms"] == 5 and got[mode]["per_atom_s"] > 0
+    assert got["floor"]["what"] == "json.dumps"
