@@ -129,10 +129,11 @@ def w6_section(doc: dict[str, Any]) -> list[str]:
         f = w6_figures(doc, b)
         if f["unavailable"] or f.get("error"):
             rows.append([b, f"not available ({f['unavailable'] or f['error']})"]
-                        + ["–"] * len(levels) + ["–"])
+                        + ["–"] * (len(levels) + 2))
             continue
         rows.append([b] + [_rate(f["atoms_per_s"].get(n)) + _short(f["ran"].get(n), n)
-                           for n in levels] + [x(f["scaling"]), _errors(f)])
+                           for n in levels] + [x(f["scaling"]), _errors(f),
+                                               str(min(f["reps"].values(), default=0))])
     if rows:
         if w6.get("pool_timeout_s"):
             out += [f"PostgreSQL and MariaDB run with `pool_timeout={w6['pool_timeout_s']:g}` "
@@ -140,7 +141,8 @@ def w6_section(doc: dict[str, Any]) -> list[str]:
                     f"cannot serve fails within seconds (counted below) instead of "
                     f"stalling the run.", ""]
         head = (["backend"] + [f"{n} flow{'s' if n != '1' else ''}" for n in levels]
-                + [f"{levels[-1]} ÷ {levels[0]}" if levels else "scaling", "errors"])
+                + [f"{levels[-1]} ÷ {levels[0]}" if levels else "scaling",
+                   "errors (lock errors)", "windows"])
         out += table(head, rows)
     rows = []
     for b in w6.get("processes") or {}:
