@@ -4,36 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import report_w6w7
 from .figures import backend_figures, floor, get, ratio, targets
+from .figures_w6w7 import w6w7_targets
+from .markdown import mb, t, x
+from .markdown import table as _table
 
 __all__ = ["render"]
-
-
-def t(seconds: float | None) -> str:
-    """A duration in a readable unit."""
-    if seconds is None:
-        return "–"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.2f} s"
-
-
-def x(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.2f}×" if value < 100 else f"{value:.0f}×"
-
-
-def mb(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0f} MB"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return out + [""]
 
 
 def _header(doc: dict[str, Any]) -> list[str]:
@@ -42,9 +19,12 @@ def _header(doc: dict[str, Any]) -> list[str]:
     tf_version = next((get(r, "main", "version") for r in (get(doc, "runs", "taskflow")
                                                            or {}).values()
                        if get(r, "main", "version")), None)
+    w7_rounds = [r for b in (get(doc, "w7", "backends") or {}).values()
+                 for r in b.get("rounds") or []]
     p_version = next((get(r, "main", "version") for r in (get(doc, "runs", "persistence")
                                                           or {}).values()
-                      if get(r, "main", "version")), "?")
+                      if get(r, "main", "version")),
+                     next((r["version"] for r in w7_rounds if r.get("version")), "?"))
     tf_drivers = next((get(r, "main", "drivers") for r in (get(doc, "runs", "taskflow")
                                                            or {}).values()
                        if get(r, "main", "drivers")), {})
@@ -79,20 +59,24 @@ def _load(meta: dict[str, Any], when: str) -> str:
 def _availability(doc: dict[str, Any]) -> list[str]:
     impls = list(doc["runs"])
     rows = []
-    for b in doc["availability"]:
-        cells = [b]
+    for b, reason in doc["availability"].items():
+        cells = [b, f"not available ({reason})" if reason else "up"]
         for impl in impls:
             run = doc["runs"][impl].get(b, {})
             why = run.get("unavailable") or get(run, "main", "error")
             cells.append(f"not available ({why})" if run.get("unavailable")
                          else f"error ({why})" if why else "measured")
         rows.append(cells)
-    return ["## Availability", ""] + _table(["backend"] + impls, rows)
+    return ["## Availability", ""] + _table(["backend", "service"] + impls, rows)
+
+
+def _main_ran(doc: dict[str, Any]) -> bool:
+    return "main" in (get(doc, "meta", "phases") or ("main",))
 
 
 def _targets(doc: dict[str, Any]) -> list[str]:
-    rows = []
-    for row in targets(doc):
+    rows = [report_w6w7.target_cells(row) for row in w6w7_targets(doc)]
+    for row in targets(doc) if _main_ran(doc) else []:
         if row["value"] is None:
             shown = "–"
         elif row["shown"] in ("×floor", "×", "×faster"):
@@ -283,11 +267,16 @@ NOTES = [
 
 
 def render(doc: dict[str, Any]) -> str:
-    lines = _header(doc) + _availability(doc) + _targets(doc) + _key_ratios(doc)
-    lines += _vs_taskflow(doc) + _floors(doc)
-    lines += ["## Notes", ""] + [f"- {note}" for note in NOTES] + [""]
-    lines += ["## Details per backend", ""]
-    for b in doc["availability"]:
-        lines += _details(doc, b)
+    lines = _header(doc) + _availability(doc) + _targets(doc)
+    lines += report_w6w7.w7_section(doc) + report_w6w7.w6_section(doc)
+    if _main_ran(doc):
+        lines += _key_ratios(doc) + _vs_taskflow(doc) + _floors(doc)
+        lines += ["## Notes", ""] + [f"- {note}" for note in NOTES] + [""]
+        lines += ["## Details per backend", ""]
+        for b in doc["availability"]:
+            lines += _details(doc, b)
+    else:
+        lines += [f"Phases run: {', '.join(doc['meta']['phases'])} (floors and W1–W5 "
+                  f"not measured in this run).", ""]
     lines += ["---", "How to read this report: see `bench/README.md`.", ""]
     return "\n".join(lines)

@@ -1,10 +1,12 @@
 """``python -m bench``: measure every available backend, write JSON and a markdown report.
 
-Floors first (raw driver costs, same run), then for each backend and each
-implementation (persistence, and TaskFlow 6.5.0 with ``--compare taskflow``)
-one worker process for W1–W4 and one per W5 size, each on a fresh store.
-A backend whose module or service is missing is reported as "not available
-(reason)", never silently dropped.
+Three phases, each selectable with ``--only``: ``w7`` (per-atom checkpoint
+against the one-commit floor and DBOS Transact, round by round), ``w6``
+(concurrent flows), then ``main``: floors (raw driver costs, same run) and,
+for each backend and each implementation (persistence, and TaskFlow 6.5.0
+with ``--compare taskflow``), one worker process for W1–W4 and one per W5
+size, each on a fresh store.  A backend whose module or service is missing is
+reported as "not available (reason)", never silently dropped.
 """
 
 from __future__ import annotations
@@ -18,18 +20,18 @@ import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
-from . import adapters, floors, report
+from . import adapters, floors, phases, report
+from .launch import run_worker
+from .peers import dbos_python, taskflow_python
 from .services import BACKENDS, Services
 from .workloads import FULL, QUICK, Sizes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-TASKFLOW_VENV = os.path.join(HERE, ".venv-taskflow")
-TASKFLOW_VERSION = "6.5.0"
+PHASES = ("w7", "w6", "main")
 
 # Seconds each backend takes in a full run on the idle reference machine (floors,
 # persistence and TaskFlow); used to pace a run against --time-limit.
@@ -53,10 +55,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         help="markdown report path (default: <out>/report.md)")
     parser.add_argument("--worker-timeout", type=float, default=600.0,
                         help="seconds one worker process may take before it is stopped")
-    parser.add_argument("--time-limit", type=float, default=780.0,
-                        help="seconds the whole run should take (default 780): "
+    parser.add_argument("--time-limit", type=float, default=900.0,
+                        help="seconds the whole run should take (default 900): "
                              "when behind schedule, later backends get shorter "
                              "repetition budgets")
+    parser.add_argument("--only", default=",".join(PHASES),
+                        help="comma-separated phases to run: w7 (per-atom checkpoint, "
+                             "floor, DBOS), w6 (concurrent flows), main (floors, W1-W5, "
+                             "TaskFlow); default all")
+    parser.add_argument("--no-dbos", action="store_true",
+                        help="W7 without its DBOS Transact peer")
     parser.add_argument("--render", metavar="JSON",
                         help="measure nothing: re-render the report of a saved results file")
     args = parser.parse_args(argv)
@@ -64,6 +72,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     unknown = [b for b in args.backends if b not in BACKENDS]
     if unknown:
         parser.error(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+    only = {p.strip().lower() for p in args.only.split(",") if p.strip()}
+    if not only or only - set(PHASES):
+        parser.error(f"unknown phase(s) {', '.join(sorted(only - set(PHASES))) or '(none)'} "
+                     f"in --only; known: {', '.join(PHASES)}")
+    args.phases = [p for p in PHASES if p in only]
     return args
 
 
@@ -71,37 +84,9 @@ def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-# -- TaskFlow virtualenv --------------------------------------------------------------
-def taskflow_python() -> tuple[str | None, str | None]:
-    """(interpreter, None) of a virtualenv with TaskFlow 6.5.0, creating it if needed;
-    (None, reason) if it cannot be had."""
-    python = os.path.join(TASKFLOW_VENV, "bin", "python")
-    probe = [python, "-c", "import importlib.metadata as m, taskflow.storage, sqlalchemy, "
-             "psycopg2, pymysql, kazoo, alembic; print(m.version('taskflow'))"]
-
-    def ready() -> bool:
-        if not os.path.exists(python):
-            return False
-        done = subprocess.run(probe, capture_output=True, text=True)
-        return done.returncode == 0 and done.stdout.strip() == TASKFLOW_VERSION
-
-    if ready():
-        return python, None
-    _log(f"creating {TASKFLOW_VENV} with taskflow=={TASKFLOW_VERSION} (one-off)")
-    steps = [[sys.executable, "-m", "venv", TASKFLOW_VENV],
-             [python, "-m", "pip", "install", "-q", "-r",
-              os.path.join(HERE, "requirements-taskflow.txt")]]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
-            return None, f"cannot set up the TaskFlow virtualenv: {tail[0][:200]}"
-    return (python, None) if ready() else (None, "TaskFlow virtualenv incomplete after install")
-
-
 # -- workers ----------------------------------------------------------------------------
 def pace(args: argparse.Namespace, started: float, done: list[str],
-         remaining: list[str]) -> float:
+         remaining: list[str], time_limit: float | None = None) -> float:
     """Budget scale for the next backend: 1 on schedule, down to 0.25 when behind.
 
     The remaining nominal time is stretched by how much slower than nominal the
@@ -114,33 +99,8 @@ def pace(args: argparse.Namespace, started: float, done: list[str],
     nominal_done = share * sum(NOMINAL_S.get(b, 60) for b in done)
     slowdown = max(1.0, elapsed / nominal_done) if nominal_done else 1.0
     need = share * sum(NOMINAL_S.get(b, 60) for b in remaining) * slowdown
-    left = args.time_limit - elapsed
+    left = (args.time_limit if time_limit is None else time_limit) - elapsed
     return max(0.25, min(1.0, left / need)) if need > 0 else 1.0
-
-
-def run_worker(python: str, impl: str, backend: str, conf: dict[str, Any], part: str,
-               n: int, quick: bool, timeout: float, workdir: str,
-               scale: float = 1.0) -> dict[str, Any]:
-    out = tempfile.mktemp(prefix=f"{impl}-{backend}-{part}{n}-", suffix=".json", dir=workdir)
-    cmd = [python, os.path.join(HERE, "worker.py"), "--impl", impl, "--backend", backend,
-           "--conf", json.dumps(conf), "--part", part, "--n", str(n), "--out", out]
-    if quick:
-        cmd.append("--quick")
-    if scale < 1.0:
-        cmd += ["--scale", f"{scale:.3f}"]
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    try:
-        done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                              timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"error": f"worker timed out after {timeout:.0f} s"}
-    if not os.path.exists(out):
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        return {"error": f"worker exited {done.returncode} without results: {tail[:400]}"}
-    with open(out, encoding="utf-8") as fh:
-        doc = json.load(fh)
-    os.unlink(out)
-    return doc
 
 
 def _measure_impl(services: Services, impl: str, python: str, backend: str, sizes: Sizes,
@@ -198,6 +158,39 @@ def _write_json(doc: dict[str, Any], path: str) -> None:
     os.replace(tmp, path)
 
 
+def _main_phase(doc: dict[str, Any], services: Services, sizes: Sizes,
+                args: argparse.Namespace) -> None:
+    """Floors, then W1–W5 per backend and implementation, paced against the time
+    left of ``--time-limit`` once the phases before it are done."""
+    started = time.perf_counter()
+    limit = args.time_limit - (started - args.started)
+    doc["floors"]["json"] = floors.json_floors(sizes)
+    impls = {"persistence": (sys.executable, None)}
+    if "taskflow" in args.compare:
+        impls["taskflow"] = taskflow_python()
+    for impl in impls:
+        doc["runs"][impl] = {}
+    for i, backend in enumerate(args.backends):
+        scale = pace(args, started, args.backends[:i], args.backends[i:], limit)
+        if doc["availability"][backend] is None:
+            # Measured right before the backend's workloads: fsync latency on a
+            # shared VM drifts, so floor and workload should see the same disk.
+            _log(f"floors: {backend}")
+            try:
+                doc["floors"][backend] = floors.measure(backend, sizes, services,
+                                                        services.workdir)
+            except Exception as err:
+                doc["floors"][backend] = {"error": f"{type(err).__name__}: {err}"[:300]}
+        for impl, (python, reason) in impls.items():
+            why = reason or doc["availability"][backend]
+            if why:
+                doc["runs"][impl][backend] = {"unavailable": why}
+            else:
+                doc["runs"][impl][backend] = _measure_impl(services, impl, python,
+                                                           backend, sizes, args, scale)
+            _write_json(doc, os.path.join(args.out, "partial.json"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.render:
@@ -209,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"rendered {args.render} to {report_path}")
         return 0
     sizes = QUICK if args.quick else FULL
-    started = time.perf_counter()
+    started = args.started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.timezone.utc)
     services = Services()
     os.makedirs(args.out, exist_ok=True)
@@ -218,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                  "command": "python -m bench " + shlex.join(sys.argv[1:] if argv is None
                                                              else argv),
                  "quick": args.quick, "sizes": dict(vars(sizes)), "machine": machine(),
+                 "phases": args.phases,
                  "python": sys.version.split()[0], "git": git_revision(),
                  "drivers": adapters.versions(),
                  "load_average": {"start": _read("/proc/loadavg").split()[:3]}},
@@ -227,32 +221,18 @@ def main(argv: list[str] | None = None) -> int:
             doc["availability"][backend] = services.check(backend)
             if doc["availability"][backend]:
                 _log(f"{backend}: not available ({doc['availability'][backend]})")
-        doc["floors"]["json"] = floors.json_floors(sizes)
-        impls = {"persistence": (sys.executable, None)}
-        if "taskflow" in args.compare:
-            impls["taskflow"] = taskflow_python()
-        for impl in impls:
-            doc["runs"][impl] = {}
         doc["meta"]["server_versions"] = services.server_versions
-        for i, backend in enumerate(args.backends):
-            scale = pace(args, started, args.backends[:i], args.backends[i:])
-            if doc["availability"][backend] is None:
-                # Measured right before the backend's workloads: fsync latency on a
-                # shared VM drifts, so floor and workload should see the same disk.
-                _log(f"floors: {backend}")
-                try:
-                    doc["floors"][backend] = floors.measure(backend, sizes, services,
-                                                            services.workdir)
-                except Exception as err:
-                    doc["floors"][backend] = {"error": f"{type(err).__name__}: {err}"[:300]}
-            for impl, (python, reason) in impls.items():
-                why = reason or doc["availability"][backend]
-                if why:
-                    doc["runs"][impl][backend] = {"unavailable": why}
-                else:
-                    doc["runs"][impl][backend] = _measure_impl(services, impl, python,
-                                                               backend, sizes, args, scale)
-                _write_json(doc, os.path.join(args.out, "partial.json"))
+        if "w7" in args.phases:
+            dbos = (None, "--no-dbos") if args.no_dbos else dbos_python()
+            doc["w7"] = phases.run_w7(services, args, sizes, args.backends,
+                                      doc["availability"], dbos)
+            _write_json(doc, os.path.join(args.out, "partial.json"))
+        if "w6" in args.phases:
+            doc["w6"] = phases.run_w6(services, args, sizes, args.backends,
+                                      doc["availability"])
+            _write_json(doc, os.path.join(args.out, "partial.json"))
+        if "main" in args.phases:
+            _main_phase(doc, services, sizes, args)
     finally:
         services.close()
     doc["meta"]["elapsed_s"] = time.perf_counter() - started

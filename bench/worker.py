@@ -4,7 +4,10 @@ Run by :mod:`bench.run` as ``PYTHON bench/worker.py --impl ... --out FILE``
 with either the project's interpreter (``--impl persistence``) or the TaskFlow
 virtualenv's (``--impl taskflow``).  Each part runs in its own process so that
 peak RSS (W5) is per size and one crash cannot take the others with it.
-Writes one JSON document to ``--out``.
+Parts: ``main`` (W1–W4), ``w5`` (one size), ``w6`` (1…16 flows as threads),
+``w6proc`` (one of several processes sharing a store: it prints ``ready`` and
+waits for a line on stdin before each window), ``w7`` (one round of the
+per-atom checkpoint and its floor).  Writes one JSON document to ``--out``.
 """
 
 from __future__ import annotations
@@ -25,13 +28,42 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--impl", required=True, choices=("persistence", "taskflow"))
     parser.add_argument("--backend", required=True)
     parser.add_argument("--conf", required=True, help="backend configuration as JSON")
-    parser.add_argument("--part", required=True, choices=("main", "w5"))
-    parser.add_argument("--n", type=int, default=0, help="W5: atoms in the flow")
+    parser.add_argument("--part", required=True, choices=("main", "w5", "w6", "w6proc", "w7"))
+    parser.add_argument("--n", type=int, default=0,
+                        help="W5: atoms in the flow; W6: flows per process; W7: atoms timed")
+    parser.add_argument("--rep", type=int, default=0, help="W6 (processes), W7: round number")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the repetition time budgets (run behind schedule)")
     parser.add_argument("--out", required=True)
     return parser.parse_args(argv)
+
+
+def _scaling_part(args: argparse.Namespace, api: object, backend: object,
+                  sizes: object) -> dict:
+    """W6 / W7 (persistence only: they need ``persistence.storage``)."""
+    from bench import checkpoint, concurrency
+    conf = json.loads(args.conf)
+    if args.part == "w7":
+        return {"W7": checkpoint.run_round(api, backend, args.backend, conf, args.n,
+                                           sizes.w7_warmup, args.rep, os.getcwd())}
+    if args.part == "w6":
+        return {"W6": concurrency.run_levels(api, backend, concurrency.LEVELS,
+                                             sizes.w6_window_s, sizes.w6_reps,
+                                             sizes.w6_pool, sizes.w6_budget_s)}
+    group = concurrency.FlowGroup(api, backend, args.n, sizes.w6_pool, f"p{os.getpid()}")
+    runs = []
+    try:
+        for _rep in range(sizes.w6_reps):
+            print("ready", flush=True)
+
+            def go() -> None:
+                if sys.stdin.readline().strip() != "go":
+                    raise RuntimeError("the harness did not give the start signal")
+            runs.append(group.measure(sizes.w6_window_s, go))
+    finally:
+        group.close()
+    return {"W6proc": runs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.part == "main":
                 doc["results"] = workloads.run_main(api, backend, sizes)
-            else:
+            elif args.part == "w5":
                 doc["results"] = {"W5": workloads.run_w5(api, backend, args.n, sizes)}
+            else:
+                doc["results"] = _scaling_part(args, api, backend, sizes)
         except Exception as err:
             doc["error"] = workloads.describe(err)
             doc["traceback"] = traceback.format_exc(limit=5)

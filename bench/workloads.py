@@ -43,12 +43,27 @@ class Sizes:
     budget_s: float = 10.0
     min_reps: int = 2
     w5_budget_s: float = 8.0
+    # W6: each level (number of flows) runs w6_reps windows of w6_window_s seconds
+    # (a backend stops repeating after one once w6_budget_s is used up), every flow
+    # cycling through w6_pool atoms.  W7: w7_rounds rounds of w7_atoms atoms (after
+    # w7_warmup untimed ones) per mode, floor and peer; no round starts that would
+    # end past w7_budget_s.
+    w6_window_s: float = 1.0
+    w6_reps: int = 2
+    w6_pool: int = 20
+    w6_budget_s: float = 20.0
+    w7_atoms: int = 200
+    w7_rounds: int = 3
+    w7_warmup: int = 10
+    w7_budget_s: float = 150.0
 
 
 FULL = Sizes()
 QUICK = Sizes(reps=2, w1_flows=2, w1_atoms=10, w2_updates=20, w3_books=5, w3_atoms=3,
               w4_atoms=10, w5_sizes=(10, 50), w5_updates=10, w5_fill_chunk=20,
-              floor_ops=50, floor_rows=50, budget_s=5.0, min_reps=2, w5_budget_s=5.0)
+              floor_ops=50, floor_rows=50, budget_s=5.0, min_reps=2, w5_budget_s=5.0,
+              w6_window_s=0.2, w6_reps=1, w6_pool=4, w6_budget_s=10.0, w7_atoms=10,
+              w7_rounds=2, w7_warmup=2, w7_budget_s=60.0)
 
 
 def scaled(sizes: Sizes, scale: float) -> Sizes:
