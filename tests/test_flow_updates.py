@@ -92,12 +92,17 @@ def test_path_based_flow_update_writes_the_flow_and_the_changed_atom(tmp_path, m
             target = list(fd)[7]
             target.put(states.SUCCESS, {"n": 7})
             written = []
-            real = conn._write
-            monkeypatch.setattr(conn, "_write", lambda path, *a, **k: (written.append(path),
-                                                                       real(path, *a, **k))[1])
+            monkeypatch.setattr(conn, "_write", _recording(conn._write, written))
             conn.update_flow_details(fd)
             assert sorted(written) == sorted([conn._atom(target.uuid), conn._flow(fd.uuid)])
             assert _stored(conn, fd, target).results == {"n": 7}
+
+
+def _recording(write, written: list):
+    def recording(path, *args, **kwargs):
+        written.append(path)
+        return write(path, *args, **kwargs)
+    return recording
 
 
 def test_sql_flow_update_sends_one_atom_row(sql_backend):
@@ -146,10 +151,14 @@ def test_a_rolled_back_atom_still_tells_its_flow(store):
     book, fd = _book(5)
     conn.save_logbook(book)
     ad = list(fd)[1]
-    point = undo_point(ad)
+    roll_back(ad, undo_point(ad))          # nothing changed in between
     ad.state = states.RUNNING
+    conn.update_flow_details(fd)
+    assert _stored(conn, fd, ad).state == states.RUNNING
+    point = undo_point(ad)
+    ad.state = states.FAILURE
     roll_back(ad, point)                   # as Storage undoes a failed write
-    assert ad.state == states.PENDING
+    assert ad.state == states.RUNNING
     conn.update_flow_details(fd)
     ad.state = states.SUCCESS
     conn.update_flow_details(fd)

@@ -8,8 +8,8 @@ bookkeeping ride along with every record and are not part of its data:
 attribute assignment, ``put``/``reset`` and changes to ``meta``, so that
 ``update_flow_details`` writes only the atoms that changed since they were
 last saved (a flow knows which of its atoms those are without looking at
-each: see :func:`~.bookkeeping.atoms_to_check`).  Mutating a nested value in place (``detail.results["a"] = 1``)
-is not seen; call ``touch()`` afterwards in that case.
+each: see :func:`~.bookkeeping.atoms_to_check`).  Mutating a nested value in
+place (``detail.results["a"] = 1``) is not seen; call ``touch()`` afterwards in that case.
 """
 
 from __future__ import annotations
