@@ -7,8 +7,9 @@ bookkeeping ride along with every record and are not part of its data:
 ``None`` if it never came from a backend) and a *changed* flag, set by any
 attribute assignment, ``put``/``reset`` and changes to ``meta``, so that
 ``update_flow_details`` writes only the atoms that changed since they were
-last saved.  Mutating a nested value in place (``detail.results["a"] = 1``)
-is not seen; call ``touch()`` afterwards in that case.
+last saved (a flow knows which of its atoms those are without looking at
+each: see :func:`~.bookkeeping.atoms_to_check`).  Mutating a nested value in
+place (``detail.results["a"] = 1``) is not seen; call ``touch()`` afterwards in that case.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ class _TrackedDict(dict):
         self._owner = owner
 
     def _changed(self) -> None:
-        self._owner.__dict__["_bk"].changed = True
+        bk = self._owner.__dict__["_bk"]
+        if not bk.changed:
+            bk.touch()
 
     def __setitem__(self, key, value):
         super().__setitem__(key, value)
@@ -108,9 +111,12 @@ class _Record:
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "meta":
             value = _TrackedDict(self, value)
-        self.__dict__[name] = value
+        d = self.__dict__
+        d[name] = value
         if name[0] != "_":
-            self.__dict__["_bk"].changed = True
+            bk = d["_bk"]
+            if not bk.changed:    # a changed record is already pending in its flows
+                bk.touch()
 
     @property
     def revision(self) -> int | None:
@@ -124,7 +130,7 @@ class _Record:
 
     def touch(self) -> None:
         """Mark as changed (after mutating a nested value in place)."""
-        self.__dict__["_bk"].changed = True
+        self.__dict__["_bk"].touch()
 
     def _mark_saved(self, revision: int | None) -> None:
         """Called by backends after a successful write or a load."""

@@ -99,6 +99,7 @@ class FlowDetail(_Record):
             d["meta"] = _TrackedDict(self, fd.meta)  # tracked for this record, not fd
             d["_atomdetails_by_id"] = fd._atomdetails_by_id
             d["_bk"].changed = True
+            d["_bk"].pending = None     # another flow's atoms: the next write checks all
         return self
 
     def merge(self, fd: FlowDetail, deep_copy: bool = False) -> FlowDetail:
@@ -127,7 +128,10 @@ class FlowDetail(_Record):
     def add(self, ad: AtomDetail) -> None:
         """Add (or replace, by uuid) an atom detail; saving is the backend's job."""
         self._atomdetails_by_id[ad.uuid] = ad
-        self.__dict__["_bk"].changed = True
+        bk = self.__dict__["_bk"]
+        bk.changed = True
+        if bk.pending is not None:      # written at the flow's next write
+            bk.pending.keys[ad.uuid] = None
 
     def find(self, ad_uuid: str) -> AtomDetail | None:
         """The atom detail with uuid ``ad_uuid``, or None."""

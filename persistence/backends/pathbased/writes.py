@@ -14,7 +14,7 @@ from ...exceptions import NotFound
 from ...models import encoding as serialization
 from ...models import history
 from ...models import records as models
-from ...models.bookkeeping import bookkeeping
+from ...models.bookkeeping import atoms_to_check, bookkeeping, flow_written
 from .primitives import PathPrimitives, links
 
 __all__ = ["PathWrites"]
@@ -51,7 +51,8 @@ class PathWrites(PathPrimitives):
         """Write a flow's atoms (bottom-up), the flow and its links; return what to mark."""
         flow_path = self._flow(fd.uuid)
         written, new_atoms = [], []
-        for ad in fd:
+        # Only the atoms the flow knows may need it (all on its first write here).
+        for ad in atoms_to_check(fd, self._backend.token) if only_changed else fd:
             if self._is_ours(ad):
                 if only_changed and not ad.changed:
                     continue
@@ -87,6 +88,8 @@ class PathWrites(PathPrimitives):
                 self._link(self._join(book_path, fd.uuid), txn)
         for detail, revision in written:
             self._mark(detail, revision)
+        for fd in book:
+            flow_written(fd, self._backend.token)
         return book
 
     def update_flow_details(self, flow_detail: models.FlowDetail,
@@ -104,6 +107,7 @@ class PathWrites(PathPrimitives):
             written = self._write_flow(flow_detail, txn, create=missing, only_changed=True)
         for detail, revision in written:
             self._mark(detail, revision)
+        flow_written(flow_detail, self._backend.token)
         return flow_detail
 
     def update_atom_details(self, atom_detail: models.AtomDetail,

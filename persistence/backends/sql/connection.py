@@ -8,7 +8,9 @@ update_atom_details (record from here)      1 UPDATE
 update_atom_details (record from elsewhere) 1 probe + 1 UPDATE
 update_flow_details (record from here)      1 UPDATE of the flow, + 1 executemany
                                             UPDATE of the changed atoms, + 1
-                                            INSERT of new ones (MySQL: +1 probe)
+                                            INSERT of new ones (MySQL: +1 probe);
+                                            the flow tracks which atoms changed, so
+                                            its cost does not grow with its size
 save_logbook of a new book                  3 bulk INSERTs (MySQL: 3 probes first)
 get_logbook / get_flow_details              3 / 2 SELECTs (+1 if values are chunked)
 get_atom_details                            1 SELECT (+1 if chunked)
@@ -31,7 +33,7 @@ import sqlalchemy as sa
 from ... import telemetry
 from ...exceptions import NotFound, StorageFailure
 from ...models import records as models
-from ...models.bookkeeping import bookkeeping
+from ...models.bookkeeping import atoms_to_check, bookkeeping, flow_written
 from ..base import Connection
 from ..shared import check_component
 from . import codec, migrate
@@ -96,7 +98,8 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
 
     def _flow_rows(self, fd: models.FlowDetail, parent_uuid: str | None,
                    txn: str) -> tuple[RowWrite, list[RowWrite]]:
-        atoms = [self._atom_row(ad, fd.uuid, txn) for ad in fd
+        # Only the atoms the flow knows may need it (all on its first write here).
+        atoms = [self._atom_row(ad, fd.uuid, txn) for ad in atoms_to_check(fd, self._token)
                  if not (self._ours(ad) and not ad.changed)]
         return self._row(fd, codec.flow_params(fd, parent_uuid, txn)), atoms
 
@@ -141,6 +144,8 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
         self._session.write(f"save logbook {book.name!r} ({book.uuid})",
                             (BOOKS, book.uuid), body)
         self._mark(everything)
+        for fd in book:
+            flow_written(fd, self._token)
         return book
 
     def update_flow_details(self, flow_detail: models.FlowDetail) -> models.FlowDetail:
@@ -159,6 +164,7 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
         self._session.write(f"update flow detail {flow_detail.name!r} ({flow_detail.uuid})",
                             (FLOWS, flow_detail.uuid), body)
         self._mark([flow_row, *atom_rows])
+        flow_written(flow_detail, self._token)
         return flow_detail
 
     def update_atom_details(self, atom_detail: models.AtomDetail) -> models.AtomDetail:
