@@ -264,9 +264,9 @@ class DirConnection(PathBasedConnection):
             raise StorageFailure(f"cannot create {self._fs(path)}: {err.strerror}") from err
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
+    def _transaction(self, durable: bool = True) -> Iterator[Transaction]:
         with self.backend.lock.held():
-            txn = Transaction()
+            txn = Transaction(durable)
             yield txn
             try:
                 txn.apply(self)
