@@ -141,6 +141,8 @@ class DirBackend(PathBasedBackend):
 
 
 class DirConnection(PathBasedConnection):
+    #: A write that need not be durable skips its fsyncs (see dirfiles.Transaction).
+    writes_nowait = True
     _purge_pauses = True   # writers of other processes poll for the lock
     def __init__(self, backend: DirBackend) -> None:
         super().__init__(backend, "/")

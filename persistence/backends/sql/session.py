@@ -59,6 +59,10 @@ class SessionHost(Protocol):
         """A unique id for one write transaction."""
 
 
+#: Starts a PostgreSQL transaction whose commit does not wait for its WAL flush.
+_RELAXED_COMMIT = "SET LOCAL synchronous_commit TO OFF"
+
+
 def _give_back(held: list) -> None:
     conn, held[0] = held[0], None
     if conn is not None:
@@ -273,11 +277,15 @@ class Session:
                    params: dict[str, Any],
                    miss: Callable[[Any], Exception],
                    check: tuple[TableStatements, str],
-                   then: tuple[sa.Executable, dict[str, Any]] | None = None) -> None:
+                   then: tuple[sa.Executable, dict[str, Any]] | None = None,
+                   durable: bool = True) -> None:
         """Run a conditional single-row UPDATE (its own transaction): the hot path.
 
         ``then`` (a statement and its parameters) runs after the UPDATE, in its
         transaction, when the UPDATE matched (the history row of the write).
+        ``durable=False`` on PostgreSQL: the transaction commits without waiting
+        for its WAL flush (``SET LOCAL synchronous_commit = off``); WAL is flushed
+        in order, so the next synchronous commit makes it durable too.
         When it matches no row, the row's current (revision, txn) is read:
         ``miss(row or None)`` is raised, unless an earlier attempt of this very
         write is what changed it.
@@ -290,10 +298,9 @@ class Session:
             if pending and self.committed(conn, check, txn):
                 return
             if then is not None and self.sqlite:   # two statements: one transaction
-                if self.instrumented(conn):
-                    conn.exec_driver_sql("BEGIN")
-                else:
-                    conn.connection.dbapi_connection.execute("BEGIN")
+                self._begin_with(conn, "BEGIN")
+            elif not durable and self.postgresql:
+                self._begin_with(conn, _RELAXED_COMMIT)
             rowcount, commit = self.execute_raw(conn, statement, params)
             if rowcount == 1:
                 if then is not None:
@@ -312,6 +319,14 @@ class Session:
             raise miss(hit)
 
         self.run(what, op)
+
+    def _begin_with(self, conn: sa.Connection, sql: str) -> None:
+        """Start the hot path's transaction with ``sql`` (on the DBAPI connection when
+        nobody listens to statements, as :meth:`execute_raw`)."""
+        if self.instrumented(conn):
+            conn.exec_driver_sql(sql)
+        else:
+            conn.connection.dbapi_connection.execute(sql)
 
     def committed(self, conn: sa.Connection, check: tuple[TableStatements, str],
                   txn: str) -> bool:
