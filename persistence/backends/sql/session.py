@@ -90,6 +90,7 @@ class Session:
         weakref.finalize(self, _give_back, self._held)
         backend.sessions.add(self)
         self.closed = False
+        self._depth = 0   # operations of this session running (run() nests)
 
     @property
     def _conn(self) -> sa.Connection | None:
@@ -162,6 +163,30 @@ class Session:
         ``what`` describes the operation for messages (a callable: only built when
         a message is).
         """
+        with self.lock:
+            self._depth += 1
+            try:
+                result = self._run(op, what)
+            finally:
+                self._depth -= 1
+            if self._depth == 0:   # not inside another operation of this session
+                self._yield_if_pool_busy()
+            return result
+
+    def _yield_if_pool_busy(self) -> None:
+        """Give the connection back to the pool after an operation when the pool's
+        idle capacity is all checked out: a connection is then held only while an
+        operation runs, so any number of connections (Storages) share the pool
+        instead of the extra ones waiting for a free connection until
+        ``pool_timeout``.  Below that, the connection stays checked out (no
+        check-out cost per operation)."""
+        pool = self.engine.pool
+        if self._conn is None or not isinstance(pool, sa.pool.QueuePool):
+            return
+        if pool.checkedout() >= pool.size():
+            self.discard()
+
+    def _run(self, op: Callable[[sa.Connection], T], what: str | Callable[[], str]) -> T:
         with self.lock:
             try:
                 return self._attempt(op, what)
