@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from ... import telemetry
 from ...exceptions import PersistenceError, StorageFailure
+from . import rawpath
 from .errors import (
     AlreadyApplied,
     Transient,
@@ -323,13 +324,13 @@ class Session:
             if pending and self.committed(conn, check, txn):
                 return
             if then is not None and self.sqlite:   # two statements: one transaction
-                self._begin_with(conn, "BEGIN")
+                rawpath.begin_with(self, conn, "BEGIN")
             elif not durable and self.postgresql:
-                self._begin_with(conn, _RELAXED_COMMIT)
-            rowcount, commit = self.execute_raw(conn, statement, params)
+                rawpath.begin_with(self, conn, _RELAXED_COMMIT)
+            rowcount, commit = rawpath.execute_raw(self, conn, statement, params)
             if rowcount == 1:
                 if then is not None:
-                    self.execute_more(conn, *then)
+                    rawpath.execute_more(self, conn, *then)
                 pending = True
                 commit()
                 return
@@ -345,14 +346,6 @@ class Session:
 
         self.run(what, op)
 
-    def _begin_with(self, conn: sa.Connection, sql: str) -> None:
-        """Start the hot path's transaction with ``sql`` (on the DBAPI connection when
-        nobody listens to statements, as :meth:`execute_raw`)."""
-        if self.instrumented(conn):
-            conn.exec_driver_sql(sql)
-        else:
-            conn.connection.dbapi_connection.execute(sql)
-
     def committed(self, conn: sa.Connection, check: tuple[TableStatements, str],
                   txn: str) -> bool:
         """Whether transaction ``txn`` is the last one that wrote the ``check`` row."""
@@ -362,70 +355,3 @@ class Session:
         finally:
             conn.rollback()
         return found == txn
-
-    def executemany(self, conn: sa.Connection, statement: sa.Executable,
-                    params: list[dict[str, Any]]) -> int:
-        """Run ``statement`` once per parameter set (one executemany); return the
-        rows matched.  Skips SQLAlchemy's per-row work when nobody listens."""
-        raw = self.backend.raw(statement)
-        if raw is None:
-            return conn.execute(statement, params).rowcount
-        args = [raw.params(p) for p in params]
-        if self.instrumented(conn):
-            return conn.exec_driver_sql(raw.sql, args if len(args) > 1 else args[0]).rowcount
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.executemany(raw.sql, args)
-            return cursor.rowcount
-        finally:
-            cursor.close()
-
-    def execute_more(self, conn: sa.Connection, statement: sa.Executable,
-                     params: dict[str, Any]) -> int:
-        """Run ``statement`` in the transaction :meth:`execute_raw` began (no commit);
-        a failure rolls that transaction back."""
-        raw = self.backend.raw(statement)
-        if raw is None or self.instrumented(conn):
-            if raw is None:
-                return conn.execute(statement, params).rowcount
-            return conn.exec_driver_sql(raw.sql, raw.params(params)).rowcount
-        dbapi = conn.connection.dbapi_connection
-        try:
-            if self.sqlite:
-                return dbapi.execute(raw.sql, raw.params(params)).rowcount
-            cursor = dbapi.cursor()
-            try:
-                cursor.execute(raw.sql, raw.params(params))
-                return cursor.rowcount
-            finally:
-                cursor.close()
-        except BaseException:
-            dbapi.rollback()
-            raise
-
-    def execute_raw(self, conn: sa.Connection, statement: sa.Executable,
-                    params: dict[str, Any]) -> tuple[int, Callable[[], None]]:
-        """Run ``statement`` as its own transaction on the DBAPI cursor when nobody
-        listens to statements; return (rowcount, commit function)."""
-        raw = self.backend.raw(statement)
-        if raw is None:
-            return conn.execute(statement, params).rowcount, conn.commit
-        if self.instrumented(conn):
-            result = conn.exec_driver_sql(raw.sql, raw.params(params))
-            return result.rowcount, conn.commit
-        dbapi = conn.connection.dbapi_connection
-        if self.sqlite:  # sqlite3 makes, runs and drops the cursor in C
-            try:
-                return dbapi.execute(raw.sql, raw.params(params)).rowcount, dbapi.commit
-            except BaseException:
-                dbapi.rollback()
-                raise
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(raw.sql, raw.params(params))
-            return cursor.rowcount, dbapi.commit
-        except BaseException:
-            dbapi.rollback()
-            raise
-        finally:
-            cursor.close()
