@@ -57,8 +57,9 @@ __all__ = ["configure", "available", "instrument", "enabled", "measuring", "add_
 NAME = "persistence"
 #: Connection operations timed as writes and as reads.
 WRITES = frozenset({"save_logbook", "update_flow_details", "update_atom_details",
-                    "destroy_logbook", "clear_all", "upgrade", "claim_flow", "renew_claim",
-                    "release_flow", "snapshot_flow", "restore_flow", "fork_flow", "purge"})
+                    "update_atom_details_nowait", "destroy_logbook", "clear_all", "upgrade",
+                    "claim_flow", "renew_claim", "release_flow", "snapshot_flow",
+                    "restore_flow", "fork_flow", "purge"})
 READS = frozenset({"get_logbook", "get_flow_details", "get_atom_details", "get_claim",
                    "get_history", "list_snapshots", "get_snapshot", "summary", "count_atoms",
                    "list_logbooks", "count_logbooks", "list_flow_details", "validate"})

@@ -15,7 +15,8 @@ from persistence.exceptions import Conflict, NotFound
 from persistence.storage import Storage
 from tests.test_storage import boom, reload, saved_flow, stored_atom
 
-WRITES = ("save_logbook", "update_flow_details", "update_atom_details")
+WRITES = ("save_logbook", "update_flow_details", "update_atom_details",
+          "update_atom_details_nowait")
 
 
 class CountingConnection:
@@ -58,10 +59,11 @@ def test_always_one_logical_change_is_one_write(backend, writes):
     task = Task("a", provides="x")
     one_flow_write = ["update_flow_details"]
     one_atom_write = ["update_atom_details"]
+    one_mark = ["update_atom_details_nowait"]   # RUNNING: durable with the next write
     assert counted(writes, lambda: s.ensure_atoms([task, Task("b"), Retry("r")])) \
         == one_flow_write
     assert counted(writes, lambda: s.ensure_atom(task)) == []
-    assert counted(writes, lambda: s.set_atom_state("a", states.RUNNING)) == one_atom_write
+    assert counted(writes, lambda: s.set_atom_state("a", states.RUNNING)) == one_mark
     assert counted(writes, lambda: s.set_atom_state("a", states.RUNNING)) == []
     assert counted(writes, lambda: s.set_atom_intention("a", states.EXECUTE)) == []
     assert counted(writes, lambda: s.set_atom_intention("a", states.REVERT)) == one_atom_write
@@ -203,6 +205,20 @@ def test_conflicts_surface_and_leave_memory_untouched(backend):
     assert stored_atom(backend, flow.uuid, "a").results == "second"
     with pytest.raises(Conflict):
         first.set_atom_state("a", states.RUNNING)
+        # A store that checks the mark's answer before its next write (ZooKeeper)
+        # raises the mark's Conflict there.
+        first.save("a", "first")
+    assert stored_atom(backend, flow.uuid, "a").results == "second"
+
+
+def test_at_most_once_a_conflicting_mark_raises_at_once(backend):
+    flow = saved_flow(backend)
+    first = Storage(flow, backend, at_most_once=True)
+    first.ensure_atom(Task("a"))
+    Storage(reload(backend, flow.uuid), backend).save("a", "second")
+    with pytest.raises(Conflict):
+        first.set_atom_state("a", states.RUNNING)
+    assert first.get_atom_state("a") == states.PENDING        # failed write: no change
 
 
 def test_a_failed_flush_keeps_changes_pending(backend):

@@ -21,6 +21,21 @@ __all__ = ["ConnectionDefaults"]
 class ConnectionDefaults:
     """Defaults over the core contract (mixed into ``Connection``)."""
 
+    def update_atom_details_nowait(self, atom_detail: models.AtomDetail
+                                   ) -> models.AtomDetail:
+        """Save an atom detail as :meth:`update_atom_details` does, without waiting for
+        the write to be durable: what ``Storage`` writes when an atom starts.
+
+        The write is applied before any later write through this connection and
+        is durable once a later (waiting) write through it returns; a crash
+        before that may lose it.  Its error (``Conflict``...) is raised here or by
+        the next call that writes.  This default waits, as
+        :meth:`update_atom_details`; a backend overrides it where its store can
+        skip the wait (PostgreSQL: asynchronous commit; ZooKeeper: the answer
+        checked before the next write; dir: no fsync).
+        """
+        return self.update_atom_details(atom_detail)
+
     def fork_flow(self, flow_uuid: str, from_atoms: Iterable[str] = (),
                   name: str | None = None) -> models.FlowDetail:
         """A new flow detail in the same logbook: the atoms named in ``from_atoms``

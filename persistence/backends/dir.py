@@ -141,6 +141,8 @@ class DirBackend(PathBasedBackend):
 
 
 class DirConnection(PathBasedConnection):
+    #: A write that need not be durable skips its fsyncs (see dirfiles.Transaction).
+    writes_nowait = True
     _purge_pauses = True   # writers of other processes poll for the lock
     def __init__(self, backend: DirBackend) -> None:
         super().__init__(backend, "/")
@@ -264,9 +266,9 @@ class DirConnection(PathBasedConnection):
             raise StorageFailure(f"cannot create {self._fs(path)}: {err.strerror}") from err
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
+    def _transaction(self, durable: bool = True) -> Iterator[Transaction]:
         with self.backend.lock.held():
-            txn = Transaction()
+            txn = Transaction(durable)
             yield txn
             try:
                 txn.apply(self)

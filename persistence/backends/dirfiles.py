@@ -2,7 +2,10 @@
 
 Every record file is written to a temporary file, fsynced and renamed over
 the old one, and its directory fsynced.  See :class:`Transaction` for the
-order in which a transaction's writes reach the disk.
+order in which a transaction's writes reach the disk.  A transaction made with
+``durable=False`` (an atom's RUNNING mark under at-least-once semantics)
+writes and renames the same way without the fsyncs: a killed process loses
+nothing of it (the kernel holds it), a power loss may.
 """
 
 from __future__ import annotations
@@ -46,9 +49,11 @@ class Transaction:
     the staging directories a killed writer left.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = True) -> None:
         self.ops: list[tuple[str, str, bytes | None]] = []
         self.revisions: dict[str, int] = {}
+        #: Whether the writes reach the disk (fsync) before :meth:`apply` returns.
+        self.durable = durable
 
     def _plan(self) -> list[tuple[str, str, Any]]:
         """The ops in publication order; a staged record becomes one ``publish`` op."""
@@ -88,13 +93,13 @@ class Transaction:
                 if not os.path.isdir(target):
                     os.makedirs(target, exist_ok=True)
                     dirty_dirs.add(parent)
-                _write_record(target, op, data)
+                _write_record(target, op, data, self.durable)
                 dirty_dirs.add(target)
             elif op == "publish":
                 _publish(target, data)
                 dirty_dirs.add(parent)
             elif op == "append":   # an entry without its record (not used by the core)
-                write_file(parent, target, data)
+                write_file(parent, target, data, self.durable)
                 dirty_dirs.add(parent)
             elif op == "link":
                 if not os.path.exists(target):
@@ -104,15 +109,17 @@ class Transaction:
             else:
                 remove_tree(target)
                 dirty_dirs.add(parent)
+        if not self.durable:
+            return
         for directory in dirty_dirs:
             if os.path.isdir(directory):
                 _fsync_dir(directory)
 
 
-def _write_record(target: str, op: str, data: Any) -> None:
+def _write_record(target: str, op: str, data: Any, durable: bool = True) -> None:
     """Write a record file in directory ``target`` (``logged``: and its history entry)."""
     record = os.path.join(target, RECORD)
-    write_file(target, record, data if op == "write" else data[0])
+    write_file(target, record, data if op == "write" else data[0], durable)
     if op == "logged":   # the entry: the file just written, under its name
         os.link(record, os.path.join(target, data[1]))
 
@@ -131,13 +138,15 @@ def _publish(target: str, staged: list) -> None:
     os.rename(stage, target)
 
 
-def write_file(directory: str, final: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file in ``directory``, fsync it, rename it to ``final``."""
+def write_file(directory: str, final: str, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to a temporary file in ``directory``, fsync it (if ``durable``),
+    rename it to ``final``."""
     tmp = os.path.join(directory, f".tmp-{_uuid.uuid4().hex}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, final)

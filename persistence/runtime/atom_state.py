@@ -16,7 +16,11 @@ from ..models import states
 from .details import Details, assign, check, meta_update
 from .write_policy import WritePolicy
 
-__all__ = ["AtomStates", "META_PROGRESS", "META_PROGRESS_DETAILS"]
+__all__ = ["AtomStates", "META_PROGRESS", "META_PROGRESS_DETAILS", "IN_FLIGHT"]
+
+#: States that mark an atom as started, not finished: written without waiting for
+#: the disk unless the Storage is ``at_most_once`` (see :mod:`.write_policy`).
+IN_FLIGHT = frozenset((states.RUNNING, states.REVERTING))
 
 #: Atom metadata keys of a task's progress (as TaskFlow).
 META_PROGRESS, META_PROGRESS_DETAILS = "progress", "progress_details"
@@ -32,7 +36,8 @@ class AtomStates:
     def set_state(self, name: str, state: str) -> None:
         """Put the atom in ``state`` (InvalidState for a state that does not exist)."""
         check(state, states.ATOM_STATES, "atom state")
-        self._writes.change_atom(self._details.get(name), lambda d: assign(d, "state", state))
+        self._writes.change_atom(self._details.get(name), lambda d: assign(d, "state", state),
+                                 mark=state in IN_FLIGHT)
 
     def state(self, name: str) -> str | None:
         """The atom's state as stored."""

@@ -74,6 +74,14 @@ class Storage:
     that the claim is still held and raises ``NotOwner`` if not (see
     :mod:`persistence.runtime.claim_keeper`).
 
+    Durability (see :doc:`/storage`): by default an atom's RUNNING (and
+    REVERTING) mark is written without waiting for it to be durable, and made
+    durable by the next write — one synchronous commit per atom; a crash may
+    lose the mark, and the atom runs again, as a RUNNING one would
+    (at-least-once).  ``at_most_once=True`` makes the mark durable before
+    :meth:`set_atom_state` returns, for engines that must never re-run an atom
+    whose side effects may have happened.
+
     Values that reach a backend — the default in-memory one included — must
     be JSON-serializable; keep others in transient injections or use
     ``policy="never"``.  Every method takes :attr:`lock`; a thread holding its
@@ -87,10 +95,11 @@ class Storage:
                  scope_fetcher: Callable[[str], Any] | None = None, policy: str = "always",
                  *, scope_lookup: Callable[[str], Any] | None = None,
                  owner: str | None = None, claim: bool = False,
-                 ttl: float = claims.DEFAULT_TTL) -> None:
+                 ttl: float = claims.DEFAULT_TTL, at_most_once: bool = False) -> None:
         if scope_lookup is not None and scope_fetcher is not None:
             raise TypeError("pass scope_lookup or scope_fetcher, not both")
-        self._writes = WritePolicy.open(flow_detail, backend, policy, owner, claim)
+        self._writes = WritePolicy.open(flow_detail, backend, policy, owner, claim,
+                                        at_most_once)
         self._flow = flow_detail
         self._lock = ReaderWriterLock()
         self._details = details = Details(flow_detail, self._writes)

@@ -59,10 +59,13 @@ class WritePolicy:
     listeners of one :class:`~.storage.Storage`."""
 
     def __init__(self, backend: Backend, policy: str, owner: str | None,
-                 owns_backend: bool) -> None:
+                 owns_backend: bool, at_most_once: bool = False) -> None:
         self.backend = backend
         self.policy = policy
         self.owner = owner
+        #: Whether an atom's in-flight mark (RUNNING, REVERTING) is durable before the
+        #: call that sets it returns; otherwise it is sent without waiting for the disk.
+        self.at_most_once = at_most_once
         #: Whether the backend was made for this Storage (closed with it).
         self.owns_backend = owns_backend
         #: Keeps the claim when ``Storage(claim=True)``; checked before each write.
@@ -75,7 +78,7 @@ class WritePolicy:
 
     @classmethod
     def open(cls, flow: models.FlowDetail, backend: Backend | None, policy: str,
-             owner: str | None, claim: bool) -> WritePolicy:
+             owner: str | None, claim: bool, at_most_once: bool = False) -> WritePolicy:
         """The writes of a new Storage of ``flow``, once its options are known to be sound.
 
         Without a ``backend`` an in-memory one is made, and (unless nothing is
@@ -90,7 +93,7 @@ class WritePolicy:
             raise ConfigurationError("claim=True needs an owner= and a policy that writes "
                                      "(not 'never')")
         writes = cls(backend if backend is not None else fetch("memory://"), policy, owner,
-                     owns_backend=backend is None)
+                     owns_backend=backend is None, at_most_once=bool(at_most_once))
         if backend is None and policy != NEVER:
             conn = writes.connection()
             conn.upgrade()
@@ -137,8 +140,14 @@ class WritePolicy:
         return self.policy == BATCH or self.batch_depth > 0
 
     def change_atom(self, ad: models.AtomDetail,
-                    mutate: Callable[[models.AtomDetail], bool]) -> bool:
-        """Apply ``mutate`` to ``ad`` and persist it per policy; whether it changed."""
+                    mutate: Callable[[models.AtomDetail], bool], mark: bool = False) -> bool:
+        """Apply ``mutate`` to ``ad`` and persist it per policy; whether it changed.
+
+        ``mark=True``: the change is an in-flight mark (the atom starts running or
+        reverting).  Unless ``at_most_once``, it is written without waiting for it to
+        be durable (``update_atom_details_nowait``): lost in a crash, the atom just
+        runs again, as a RUNNING atom does; the next write makes it durable.
+        """
         listeners = self.listeners
         if self.policy == NEVER or self.deferring:
             if listeners is not None and self.policy != NEVER:
@@ -152,7 +161,10 @@ class WritePolicy:
         if not mutate(ad):
             return False
         try:
-            self.writer().update_atom_details(ad)
+            if mark and not self.at_most_once:
+                self.writer().update_atom_details_nowait(ad)
+            else:
+                self.writer().update_atom_details(ad)
         except BaseException:
             roll_back(ad, snapshot)
             raise

@@ -104,18 +104,27 @@ class PathPrimitives(abc.ABC):
         (Conflict otherwise).  Revisions start at 1 and grow by one per write.
         """
 
+    #: Whether ``_transaction(durable=False)`` is understood: a transaction that need
+    #: not be durable when it returns, made durable by the next durable one (see
+    #: ``Connection.update_atom_details_nowait``).  Stores that set it: dir, ZooKeeper.
+    writes_nowait = False
+
+    def _single(self, durable: bool) -> contextlib.AbstractContextManager[Any]:
+        """The transaction of one write; ``durable=False`` only where understood."""
+        return self._transaction() if durable else self._transaction(durable=False)
+
     def _write_single(self, path: str, data: bytes, *, create: bool,
-                      expected_revision: int | None) -> int:
+                      expected_revision: int | None, durable: bool = True) -> int:
         """One write in its own transaction; override when the store has a faster path."""
-        with self._transaction() as txn:
+        with self._single(durable) as txn:
             return self._write(path, data, txn, create=create,
                                expected_revision=expected_revision)
 
     def _write_single_logged(self, path: str, data: bytes, expected_revision: int | None,
-                             log: Any) -> int:
+                             log: Any, durable: bool = True) -> int:
         """Update an existing record and append its history entry (``log(revision,
         txn)``) in one transaction; override when the store has a faster path."""
-        with self._transaction() as txn:
+        with self._single(durable) as txn:
             revision = self._write(path, data, txn, create=False,
                                    expected_revision=expected_revision)
             log(revision, txn)

@@ -114,6 +114,16 @@ class PathWrites(PathPrimitives):
                             ignore_missing: bool = False) -> models.AtomDetail:
         """Write one atom detail (revision-checked); ``ignore_missing=True`` stores one
         that was never saved instead of raising NotFound (as TaskFlow's)."""
+        return self._update_atom(atom_detail, ignore_missing, True)
+
+    def update_atom_details_nowait(self, atom_detail: models.AtomDetail
+                                   ) -> models.AtomDetail:
+        """Write one atom detail without waiting for it to be durable, where the store
+        can (``writes_nowait``); see ``Connection.update_atom_details_nowait``."""
+        return self._update_atom(atom_detail, False, not self.writes_nowait)
+
+    def _update_atom(self, atom_detail: models.AtomDetail, ignore_missing: bool,
+                     durable: bool) -> models.AtomDetail:
         if ignore_missing and not self._is_ours(atom_detail):
             self._ensure_layout()
             with self._transaction() as txn:
@@ -123,15 +133,19 @@ class PathWrites(PathPrimitives):
         data = serialization.encode_record(serialization.atom_record(atom_detail, None),
                                            atom_detail)
         path = self._atom(atom_detail.uuid)
+        # Passed only when False: stores that never set ``writes_nowait`` (memory, a
+        # third party's) keep their own _write_single* signatures.
+        nowait = {} if durable else {"durable": False}
         try:
             if self._backend.history:
                 revision = self._write_single_logged(
                     path, data, self._expected(atom_detail),
                     lambda revision, txn: self._log(path, atom_detail, history.ATOM, None,
-                                                    revision, txn))
+                                                    revision, txn), **nowait)
             else:
                 revision = self._write_single(path, data, create=False,
-                                              expected_revision=self._expected(atom_detail))
+                                              expected_revision=self._expected(atom_detail),
+                                              **nowait)
         except NotFound:
             raise NotFound(f"atom detail {atom_detail.uuid} was never saved: save the "
                            f"flow detail (or logbook) that contains it first") from None

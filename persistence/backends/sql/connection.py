@@ -168,6 +168,17 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
         return flow_detail
 
     def update_atom_details(self, atom_detail: models.AtomDetail) -> models.AtomDetail:
+        """Save an atom detail whose flow detail was saved before (else NotFound)."""
+        return self._update_atom(atom_detail, True)
+
+    def update_atom_details_nowait(self, atom_detail: models.AtomDetail
+                                   ) -> models.AtomDetail:
+        """Save an atom detail without waiting for it to be durable: on PostgreSQL its
+        transaction commits with ``synchronous_commit = off`` (the next synchronous
+        commit flushes it); sqlite (WAL) and MySQL commit it as any write."""
+        return self._update_atom(atom_detail, False)
+
+    def _update_atom(self, atom_detail: models.AtomDetail, durable: bool) -> models.AtomDetail:
         bk = bookkeeping(atom_detail)
         seen = bk.revision
         backend = self._backend
@@ -192,7 +203,7 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
             lambda: f"update atom detail {atom_detail.name!r} ({atom_detail.uuid})",
             statement, params,
             lambda hit: self._atom_miss(atom_detail, seen, hit), (ATOMS, atom_detail.uuid),
-            then)
+            then, durable)
         bk.mark_saved(seen + 1)
         bk.stored_state = atom_detail.state
         return atom_detail

@@ -17,6 +17,7 @@ from ...models import history
 from ...models import records as models
 from ...models.bookkeeping import bookkeeping
 from .. import shared as lifecycle
+from . import rawpath
 from .session import Session
 from .statements import ATOMS
 from .tables import atomdetails
@@ -99,7 +100,7 @@ class SQLHistory:
         owner = self.owner
         params = [entry_params(r.detail, kind, flow, r.revision, _old_state(r.detail, ours),
                                owner, event) for r, kind, flow, ours in rows]
-        self._session.executemany(conn, INSERT_HISTORY, params)
+        rawpath.executemany(self._session, conn, INSERT_HISTORY, params)
 
     def _atom_log(self, atom_detail: models.AtomDetail, ours: bool) -> dict[str, Any]:
         """Parameters of :data:`HISTORY_FROM_ATOM` for a write of ``atom_detail``."""

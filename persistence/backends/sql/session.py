@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from ... import telemetry
 from ...exceptions import PersistenceError, StorageFailure
+from . import rawpath
 from .errors import (
     AlreadyApplied,
     Transient,
@@ -59,6 +60,10 @@ class SessionHost(Protocol):
         """A unique id for one write transaction."""
 
 
+#: Starts a PostgreSQL transaction whose commit does not wait for its WAL flush.
+_RELAXED_COMMIT = "SET LOCAL synchronous_commit TO OFF"
+
+
 def _give_back(held: list) -> None:
     conn, held[0] = held[0], None
     if conn is not None:
@@ -86,6 +91,7 @@ class Session:
         weakref.finalize(self, _give_back, self._held)
         backend.sessions.add(self)
         self.closed = False
+        self._depth = 0   # operations of this session running (run() nests)
 
     @property
     def _conn(self) -> sa.Connection | None:
@@ -158,6 +164,30 @@ class Session:
         ``what`` describes the operation for messages (a callable: only built when
         a message is).
         """
+        with self.lock:
+            self._depth += 1
+            try:
+                result = self._run(op, what)
+            finally:
+                self._depth -= 1
+            if self._depth == 0:   # not inside another operation of this session
+                self._yield_if_pool_busy()
+            return result
+
+    def _yield_if_pool_busy(self) -> None:
+        """Give the connection back to the pool after an operation when the pool's
+        idle capacity is all checked out: a connection is then held only while an
+        operation runs, so any number of connections (Storages) share the pool
+        instead of the extra ones waiting for a free connection until
+        ``pool_timeout``.  Below that, the connection stays checked out (no
+        check-out cost per operation)."""
+        pool = self.engine.pool
+        if self._conn is None or not isinstance(pool, sa.pool.QueuePool):
+            return
+        if pool.checkedout() >= pool.size():
+            self.discard()
+
+    def _run(self, op: Callable[[sa.Connection], T], what: str | Callable[[], str]) -> T:
         with self.lock:
             try:
                 return self._attempt(op, what)
@@ -273,11 +303,15 @@ class Session:
                    params: dict[str, Any],
                    miss: Callable[[Any], Exception],
                    check: tuple[TableStatements, str],
-                   then: tuple[sa.Executable, dict[str, Any]] | None = None) -> None:
+                   then: tuple[sa.Executable, dict[str, Any]] | None = None,
+                   durable: bool = True) -> None:
         """Run a conditional single-row UPDATE (its own transaction): the hot path.
 
         ``then`` (a statement and its parameters) runs after the UPDATE, in its
         transaction, when the UPDATE matched (the history row of the write).
+        ``durable=False`` on PostgreSQL: the transaction commits without waiting
+        for its WAL flush (``SET LOCAL synchronous_commit = off``); WAL is flushed
+        in order, so the next synchronous commit makes it durable too.
         When it matches no row, the row's current (revision, txn) is read:
         ``miss(row or None)`` is raised, unless an earlier attempt of this very
         write is what changed it.
@@ -290,14 +324,13 @@ class Session:
             if pending and self.committed(conn, check, txn):
                 return
             if then is not None and self.sqlite:   # two statements: one transaction
-                if self.instrumented(conn):
-                    conn.exec_driver_sql("BEGIN")
-                else:
-                    conn.connection.dbapi_connection.execute("BEGIN")
-            rowcount, commit = self.execute_raw(conn, statement, params)
+                rawpath.begin_with(self, conn, "BEGIN")
+            elif not durable and self.postgresql:
+                rawpath.begin_with(self, conn, _RELAXED_COMMIT)
+            rowcount, commit = rawpath.execute_raw(self, conn, statement, params)
             if rowcount == 1:
                 if then is not None:
-                    self.execute_more(conn, *then)
+                    rawpath.execute_more(self, conn, *then)
                 pending = True
                 commit()
                 return
@@ -322,70 +355,3 @@ class Session:
         finally:
             conn.rollback()
         return found == txn
-
-    def executemany(self, conn: sa.Connection, statement: sa.Executable,
-                    params: list[dict[str, Any]]) -> int:
-        """Run ``statement`` once per parameter set (one executemany); return the
-        rows matched.  Skips SQLAlchemy's per-row work when nobody listens."""
-        raw = self.backend.raw(statement)
-        if raw is None:
-            return conn.execute(statement, params).rowcount
-        args = [raw.params(p) for p in params]
-        if self.instrumented(conn):
-            return conn.exec_driver_sql(raw.sql, args if len(args) > 1 else args[0]).rowcount
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.executemany(raw.sql, args)
-            return cursor.rowcount
-        finally:
-            cursor.close()
-
-    def execute_more(self, conn: sa.Connection, statement: sa.Executable,
-                     params: dict[str, Any]) -> int:
-        """Run ``statement`` in the transaction :meth:`execute_raw` began (no commit);
-        a failure rolls that transaction back."""
-        raw = self.backend.raw(statement)
-        if raw is None or self.instrumented(conn):
-            if raw is None:
-                return conn.execute(statement, params).rowcount
-            return conn.exec_driver_sql(raw.sql, raw.params(params)).rowcount
-        dbapi = conn.connection.dbapi_connection
-        try:
-            if self.sqlite:
-                return dbapi.execute(raw.sql, raw.params(params)).rowcount
-            cursor = dbapi.cursor()
-            try:
-                cursor.execute(raw.sql, raw.params(params))
-                return cursor.rowcount
-            finally:
-                cursor.close()
-        except BaseException:
-            dbapi.rollback()
-            raise
-
-    def execute_raw(self, conn: sa.Connection, statement: sa.Executable,
-                    params: dict[str, Any]) -> tuple[int, Callable[[], None]]:
-        """Run ``statement`` as its own transaction on the DBAPI cursor when nobody
-        listens to statements; return (rowcount, commit function)."""
-        raw = self.backend.raw(statement)
-        if raw is None:
-            return conn.execute(statement, params).rowcount, conn.commit
-        if self.instrumented(conn):
-            result = conn.exec_driver_sql(raw.sql, raw.params(params))
-            return result.rowcount, conn.commit
-        dbapi = conn.connection.dbapi_connection
-        if self.sqlite:  # sqlite3 makes, runs and drops the cursor in C
-            try:
-                return dbapi.execute(raw.sql, raw.params(params)).rowcount, dbapi.commit
-            except BaseException:
-                dbapi.rollback()
-                raise
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(raw.sql, raw.params(params))
-            return cursor.rowcount, dbapi.commit
-        except BaseException:
-            dbapi.rollback()
-            raise
-        finally:
-            cursor.close()

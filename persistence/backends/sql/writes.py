@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ... import telemetry
 from ...exceptions import Conflict, NotFound, StorageFailure
 from ...models import records as models
+from . import rawpath
 from .errors import AlreadyApplied, Transient
 from .session import Session
 from .statements import CHUNKS, TableStatements
@@ -130,13 +131,14 @@ def write_rows(session: Session, conn: sa.Connection, st: TableStatements,
             r.revision = r.params["v_revision"] = r.expected + 1
             r.params["w_seen"] = r.expected
         update = st.update_keep_parent if keep_parent else st.update
-        if session.executemany(conn, update, [r.params for r in updates]) != len(updates):
+        matched = rawpath.executemany(session, conn, update, [r.params for r in updates])
+        if matched != len(updates):
             _diagnose(conn, st, updates, txn, create)
     if inserts:
         for r in inserts:
             r.revision = r.params["v_revision"] = 1
         try:
-            session.executemany(conn, st.insert, [r.params for r in inserts])
+            rawpath.executemany(session, conn, st.insert, [r.params for r in inserts])
         except (sa.exc.IntegrityError, session.dialect.loaded_dbapi.IntegrityError) as err:
             # Another writer created one of these rows after our probe (the probe
             # cannot lock a row that does not exist yet): try again, as an update.
@@ -156,7 +158,7 @@ def _insert_new(session: Session, conn: sa.Connection, st: TableStatements,
         return rows  # probe first
     for r in rows:
         r.params["v_revision"] = 1
-    inserted = session.executemany(conn, statement, [r.params for r in rows])
+    inserted = rawpath.executemany(session, conn, statement, [r.params for r in rows])
     if inserted != len(rows):
         found = _lookup(conn, st.probe, [r.params["v_uuid"] for r in rows])
         for r in rows:
@@ -212,4 +214,4 @@ def write_chunks(session: Session, conn: sa.Connection, atoms: list[RowWrite]) -
         conn.execute(CHUNKS.delete, {"uuids": list(batch)})
     new = [chunk for r in atoms for chunk in r.chunks]
     if new:
-        session.executemany(conn, CHUNKS.insert, new)
+        rawpath.executemany(session, conn, CHUNKS.insert, new)

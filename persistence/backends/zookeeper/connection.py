@@ -1,9 +1,12 @@
 """ZkConnection: the path-based core's primitives over znodes.
 
 Reads of many znodes go out as multiRead requests (see :mod:`.multiread`);
-writes are collected and planned at commit (see :mod:`.writes`).  The
-connection holds no state of its own: every connection of a backend shares
-its kazoo client, which is thread-safe.
+writes are collected and planned at commit (see :mod:`.writes`).  Every
+connection of a backend shares its kazoo client, which is thread-safe; a
+connection holds only the update it sent without waiting
+(``update_atom_details_nowait``), whose answer it checks before its next
+write: requests of one session are answered in order, so nothing sent later
+overtakes it.
 """
 
 from __future__ import annotations
@@ -33,8 +36,12 @@ _READ_ATTEMPTS = 5
 
 
 class ZkConnection(ZkClaims, PathBasedConnection):
+    #: update_atom_details_nowait sends the update and checks its answer later.
+    writes_nowait = True
+
     def __init__(self, backend: ZkHost) -> None:
         super().__init__(backend, backend.path)
+        self._sent: writes.Sent | None = None
         self._atoms = self.atom_path + "/"
         self._dirs = {backend.path, self.book_path, self.flow_path, self.atom_path,
                       self.snapshot_path, self.snapshot_data_path}
@@ -198,10 +205,27 @@ class ZkConnection(ZkClaims, PathBasedConnection):
         self.backend.call(f"create {path}", lambda: client.ensure_path_async(path))
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[list]:
+    def _transaction(self, durable: bool = True) -> Iterator[list]:
+        self.settle()
         ops: list = []
         yield ops
-        writes.commit(self, ops)
+        self._sent = writes.commit(self, ops, wait=durable)
+
+    def settle(self) -> None:
+        """Wait for the answer to the update sent without waiting, if any; its error
+        (Conflict, NotFound, StorageFailure) is raised here."""
+        sent, self._sent = self._sent, None
+        if sent is not None:
+            writes.settle(self, sent)
+
+    def close(self) -> None:
+        """Check the update sent without waiting (an error is logged: nothing is left
+        to raise it to); the client stays with the backend."""
+        try:
+            self.settle()
+        except Exception as err:  # closing must not raise; the write's fate is logged
+            LOG.warning("an update sent without waiting failed: %s", err)
+        super().close()
 
     def _mark(self, detail: models._Record, revision: Any) -> None:
         if isinstance(revision, writes.Revision):

@@ -63,22 +63,27 @@ from .plan import (
     run_groups,
 )
 
-__all__ = ["Revision", "Put", "Link", "Delete", "Entry", "commit"]
+__all__ = ["Revision", "Put", "Link", "Delete", "Entry", "Sent", "commit", "settle"]
 
 LOG = logging.getLogger(__name__)
 
 _ATTEMPTS = 4
 
 
-def commit(conn: ZkWriter, ops: list[Any]) -> None:
+def commit(conn: ZkWriter, ops: list[Any], wait: bool = True) -> Sent | None:
+    """Write ``ops``.  ``wait=False``: when they are one conditional update (the hot
+    path), send it and return it unanswered, for :func:`settle` before the next write."""
     if not ops:
-        return
+        return None
     first = ops[0]
     if (isinstance(first, Put) and first.expected is not None
             and len(first.data) <= conn.backend.chunk_size
             and (len(ops) == 1 or (len(ops) == 2 and isinstance(ops[1], Entry)))):
-        _update_one_retrying(conn, first, ops[1] if len(ops) == 2 else None)
-        return
+        entry = ops[1] if len(ops) == 2 else None
+        if not wait:
+            return send_update(conn, first, entry)
+        _update_one_retrying(conn, first, entry)
+        return None
     for attempt in range(_ATTEMPTS):
         last = attempt == _ATTEMPTS - 1
         try:
@@ -105,9 +110,15 @@ def commit(conn: ZkWriter, ops: list[Any]) -> None:
                 continue
         for revision, value in plan.revisions:
             revision.value = value
-        return
+        return None
     raise StorageFailure(f"gave up writing to ZooKeeper at {conn.backend.hosts}: the znodes "
                          f"kept changing concurrently ({_ATTEMPTS} attempts); nothing was written")
+
+
+def settle(conn: ZkWriter, sent: Sent) -> None:
+    """Wait for the answer to an update :func:`commit` sent without waiting (asked
+    again if the connection dropped before it came); its error is raised here."""
+    _update_one_retrying(conn, sent.put, sent.entry, sent)
 
 
 # -- lost answers -----------------------------------------------------------
@@ -146,11 +157,16 @@ def _outcome(conn: ZkWriter, before: dict[str, int | None],
     return None
 
 
-def _update_one_retrying(conn: ZkWriter, put: Put, entry: Entry | None = None) -> None:
-    """:func:`_update_one`, asked again when the connection dropped before its answer."""
+def _update_one_retrying(conn: ZkWriter, put: Put, entry: Entry | None = None,
+                         sent: Sent | None = None) -> None:
+    """:func:`_update_one` (or the answer to ``sent``, an update already on its way),
+    asked again when the connection dropped before its answer."""
     for attempt in range(_ATTEMPTS):
         try:
-            _update_one(conn, put, entry)
+            if sent is not None:
+                finish_update(conn, sent)
+            else:
+                _update_one(conn, put, entry)
             return
         except StorageFailure as err:
             if attempt == _ATTEMPTS - 1 or not _lost(err):
@@ -165,29 +181,50 @@ def _update_one_retrying(conn: ZkWriter, put: Put, entry: Entry | None = None) -
             LOG.info("the answer to an update of %s was lost; it was not applied: "
                      "sending it again", put.path)
             telemetry.retried("zookeeper")
+            sent = None
 
 
 # -- the hot path -----------------------------------------------------------
-def _update_one(conn: ZkWriter, put: Put, entry: Entry | None = None) -> None:
-    """One conditional setData (with its history entry: one multi), then old parts go."""
+class Sent:
+    """A conditional update sent and not yet answered (see :func:`send_update`)."""
+
+    __slots__ = ("put", "entry", "request", "listing", "deadline")
+
+    def __init__(self, put: Put, entry: Entry | None, request: Any, listing: Any,
+                 deadline: float) -> None:
+        self.put, self.entry, self.request = put, entry, request
+        self.listing, self.deadline = listing, deadline
+
+
+def send_update(conn: ZkWriter, put: Put, entry: Entry | None = None) -> Sent:
+    """Send one conditional setData (with its history entry: one multi); answered by
+    :func:`finish_update`.  Requests of one session are answered in the order sent."""
     be = conn.backend
     client = be.client
     deadline = be.deadline()
     be.wait_live(deadline)
-    parts_path = f"{put.path}/{chunks.CHUNKS}"
     if entry is None:
-        sent = client.set_async(put.path, put.data, put.expected)
+        request = client.set_async(put.path, put.data, put.expected)
     else:
-        sent = _send(client, [("set", put.path, put.data, put.expected),
-                              ("create", entry.path, entry_data(entry, put.expected + 1),
-                               None)])
-    # Requests of one session are answered in order: this listing sees the new value.
+        request = _send(client, [("set", put.path, put.data, put.expected),
+                                 ("create", entry.path, entry_data(entry, put.expected + 1),
+                                  None)])
+    # This listing is answered after the update: it sees the new value.
     # (An atom has children only if it has history entries or parts.)
     listing = (None if conn.is_atom(put.path) and entry is None
-               else client.get_children_async(parts_path))
+               else client.get_children_async(f"{put.path}/{chunks.CHUNKS}"))
+    return Sent(put, entry, request, listing, deadline)
+
+
+def finish_update(conn: ZkWriter, sent: Sent) -> None:
+    """Wait for the answer to :func:`send_update`: Conflict/NotFound as the server
+    says, then remove the parts the record no longer uses."""
+    be = conn.backend
+    put, deadline = sent.put, sent.deadline
+    parts_path = f"{put.path}/{chunks.CHUNKS}"
     try:
-        stat = be.result(f"update {put.path}", sent, deadline)
-        if entry is not None:
+        stat = be.result(f"update {put.path}", sent.request, deadline)
+        if sent.entry is not None:
             stat = _multi_result(stat, put.path)
     except NoNodeError:
         if put.create:  # a record this backend saved was deleted meanwhile
@@ -195,11 +232,11 @@ def _update_one(conn: ZkWriter, put: Put, entry: Entry | None = None) -> None:
         raise NotFound(f"nothing stored at {put.path}") from None
     except BadVersionError:
         raise _conflict(conn, put.path, put.expected) from None
-    if listing is None and stat.numChildren == 0:
+    if sent.listing is None and stat.numChildren == 0:
         return
     try:
-        stale = be.result(f"list {parts_path}", listing or client.get_children_async(parts_path),
-                          deadline)
+        stale = be.result(f"list {parts_path}",
+                          sent.listing or be.client.get_children_async(parts_path), deadline)
     except NoNodeError:
         return
     # Only while the record still holds this value: a newer writer's parts may be
@@ -214,6 +251,11 @@ def _update_one(conn: ZkWriter, put: Put, entry: Entry | None = None) -> None:
     except StorageFailure as err:
         # The record itself is written; left-over parts are removed by its next write.
         LOG.warning("could not remove the old parts of %s: %s", put.path, err)
+
+
+def _update_one(conn: ZkWriter, put: Put, entry: Entry | None = None) -> None:
+    """One conditional setData (with its history entry: one multi), then old parts go."""
+    finish_update(conn, send_update(conn, put, entry))
 
 
 def _conflict(conn: ZkWriter, path: str, expected: int | None) -> Conflict:

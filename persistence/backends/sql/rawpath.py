@@ -1,0 +1,103 @@
+"""The SQL backend's fast path: statements on the DBAPI connection.
+
+When nobody listens to statements (no SQLAlchemy events, echo or logging, see
+:meth:`.session.Session.instrumented`), the hot path's statements run on the
+driver's cursor with SQL compiled once per statement (``backend.raw``),
+skipping SQLAlchemy's per-execution work; otherwise through SQLAlchemy, so
+listeners see every statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+__all__ = ["RawHost", "begin_with", "executemany", "execute_more", "execute_raw"]
+
+
+class RawHost(Protocol):
+    """What these functions need of the session running them."""
+
+    backend: Any
+    sqlite: bool
+
+    def instrumented(self, conn: sa.Connection) -> bool:
+        """Whether anyone listens to ``conn``'s statements."""
+
+
+def begin_with(session: RawHost, conn: sa.Connection, sql: str) -> None:
+    """Start the hot path's transaction with ``sql`` (on the DBAPI connection when
+    nobody listens to statements, as :func:`execute_raw`)."""
+    if session.instrumented(conn):
+        conn.exec_driver_sql(sql)
+    else:
+        conn.connection.dbapi_connection.execute(sql)
+
+def executemany(session: RawHost, conn: sa.Connection, statement: sa.Executable,
+            params: list[dict[str, Any]]) -> int:
+    """Run ``statement`` once per parameter set (one executemany); return the
+    rows matched.  Skips SQLAlchemy's per-row work when nobody listens."""
+    raw = session.backend.raw(statement)
+    if raw is None:
+        return conn.execute(statement, params).rowcount
+    args = [raw.params(p) for p in params]
+    if session.instrumented(conn):
+        return conn.exec_driver_sql(raw.sql, args if len(args) > 1 else args[0]).rowcount
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.executemany(raw.sql, args)
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+def execute_more(session: RawHost, conn: sa.Connection, statement: sa.Executable,
+             params: dict[str, Any]) -> int:
+    """Run ``statement`` in the transaction :func:`execute_raw` began (no commit);
+    a failure rolls that transaction back."""
+    raw = session.backend.raw(statement)
+    if raw is None or session.instrumented(conn):
+        if raw is None:
+            return conn.execute(statement, params).rowcount
+        return conn.exec_driver_sql(raw.sql, raw.params(params)).rowcount
+    dbapi = conn.connection.dbapi_connection
+    try:
+        if session.sqlite:
+            return dbapi.execute(raw.sql, raw.params(params)).rowcount
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(raw.sql, raw.params(params))
+            return cursor.rowcount
+        finally:
+            cursor.close()
+    except BaseException:
+        dbapi.rollback()
+        raise
+
+def execute_raw(session: RawHost, conn: sa.Connection, statement: sa.Executable,
+            params: dict[str, Any]) -> tuple[int, Callable[[], None]]:
+    """Run ``statement`` as its own transaction on the DBAPI cursor when nobody
+    listens to statements; return (rowcount, commit function)."""
+    raw = session.backend.raw(statement)
+    if raw is None:
+        return conn.execute(statement, params).rowcount, conn.commit
+    if session.instrumented(conn):
+        result = conn.exec_driver_sql(raw.sql, raw.params(params))
+        return result.rowcount, conn.commit
+    dbapi = conn.connection.dbapi_connection
+    if session.sqlite:  # sqlite3 makes, runs and drops the cursor in C
+        try:
+            return dbapi.execute(raw.sql, raw.params(params)).rowcount, dbapi.commit
+        except BaseException:
+            dbapi.rollback()
+            raise
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(raw.sql, raw.params(params))
+        return cursor.rowcount, dbapi.commit
+    except BaseException:
+        dbapi.rollback()
+        raise
+    finally:
+        cursor.close()
