@@ -127,6 +127,16 @@ class Pipeline:
             parts.append(f"offload>={self.offload_threshold}B to {self.offload.display}")
         return " + ".join(parts)
 
+    def inline(self) -> Pipeline:
+        """This pipeline without offload: every value inline (archives carry their
+        values whole).  Reads still fetch blobs other records reference."""
+        if self.offload is None:
+            return self
+        twin = Pipeline(self.serializer, self.compressor, self.compress_threshold, self.cipher,
+                        self.keys, None, self.offload_threshold, self.grace, self.allow_pickle)
+        twin._stores = self._stores
+        return twin
+
     # -- stages by name (for reading what other settings wrote) -----------------------
     def _stage(self, kind: str, name: str) -> Any:
         found = self._readers.get((kind, name))
