@@ -119,12 +119,15 @@ def test_default_pipeline_writes_the_bytes_written_before(tmp_path):
             be.get_connection() as conn:
         book, flow, task = _book({"a": [1, 2.5, "é"]}, {"progress": 1.0})
         conn.save_logbook(book)
-        stored = (tmp_path / "s" / "atom_details" / task.uuid / "metadata").read_bytes() \
-            if (tmp_path / "s" / "atom_details" / task.uuid).is_dir() else \
-            (tmp_path / "s" / "atom_details" / task.uuid).read_bytes()
+        stored = _record_file(tmp_path / "s", task.uuid).read_bytes().split(b"\n")[1]
         record = json.loads(stored)
         assert record["results"] == {"a": [1, 2.5, "é"]} and record["meta"] == {"progress": 1.0}
         assert stored == encoding.encode_record(encoding.atom_record(task, None), task)
+
+
+def _record_file(root, uuid):
+    """The dir backend's file of an atom record: its revision, then the JSON record."""
+    return root / "atom_details" / uuid / ".record"
 
 
 def _flip_ciphertext(text: str) -> str:
@@ -142,9 +145,9 @@ def test_tampered_ciphertext_in_a_record_is_refused(tmp_path):
     with persistence.backend(conf) as be, be.get_connection() as conn:
         book, flow, task = _book({"v": SECRET})
         conn.save_logbook(book)
-        atom_dir = tmp_path / "s" / "atom_details" / task.uuid
-        path = atom_dir / "metadata" if atom_dir.is_dir() else atom_dir
-        path.write_text(_flip_ciphertext(path.read_text()))
+        path = _record_file(tmp_path / "s", task.uuid)
+        revision, record = path.read_text().split("\n")[:2]
+        path.write_text(f"{revision}\n{_flip_ciphertext(record)}\n")
         with pytest.raises(TamperedPayload, match="'a'"):
             conn.get_atom_details(task.uuid)
 
