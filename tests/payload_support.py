@@ -44,16 +44,16 @@ def raw_bytes(be: persistence.Backend) -> bytes:
         else:
             parts.append(str(value).encode("utf-8"))
 
-    if hasattr(be, "memory"):
-        for path in be.memory:
-            add(be.memory.get(path))
-    elif hasattr(be, "engine"):
+    if hasattr(be, "engine"):
         import sqlalchemy as sa
         with be.engine.connect() as conn:
             for table in sa.inspect(conn).get_table_names():
                 for row in conn.execute(sa.text(f"SELECT * FROM {table}")):
                     for value in row:
                         add(value)
+    elif type(be).__name__ == "MemoryBackend":
+        for path in be.memory:
+            add(be.memory.get(path))
     elif type(be).__name__ == "DirBackend":
         for root, _dirs, files in os.walk(be.path):
             for name in files:

@@ -195,6 +195,7 @@ def remove_blobs_with(cls: type) -> None:
     hooks = {"destroy_logbook": (_destroyed, lambda result, books: books),
              "_purge_batch": (_purged, lambda result, books: [entry[0] for entry in result])}
     for name, (books_of, gone_of) in hooks.items():
-        method = cls.__dict__.get(name)
-        if method is not None and not getattr(method, "__persistence_blob_hook__", False):
+        method = getattr(cls, name, None)      # its own, or a mixin's (not yet hooked)
+        if (method is not None and not getattr(method, "__persistence_blob_hook__", False)
+                and not getattr(method, "__isabstractmethod__", False)):
             setattr(cls, name, _hooked(method, books_of, gone_of))

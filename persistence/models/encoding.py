@@ -174,7 +174,7 @@ def unserializable(record: dict[str, Any], detail: models._Record,
                    err: BaseException) -> UnserializableValue:
     """The error for a record JSON cannot encode, naming the field and the type."""
     what, culprit = "a value", None
-    candidates = [(n, record.get(n)) for n in ATOM_VALUES]
+    candidates = [(n, v) for n, v in record.items() if n != "meta"]
     candidates += [(f"meta[{k!r}]", v) for k, v in (record.get("meta") or {}).items()]
     for name, value in candidates:
         try:
