@@ -12,7 +12,7 @@ query string; every option is used or reported by name::
                  "grace": 3600, "options": {...}}}                    # or the URL
 
 In a URI: ``?serializer=msgpack&compress=zstd&compress_threshold=1KiB
-&encrypt=env:PERSISTENCE_KEYS&encrypt_current=2026-11
+&encrypt=env:FLOW_KEYS&encrypt_current=2026-11
 &offload=s3://bucket/prefix&offload_threshold=256KiB&offload_grace=3600``.
 Keys come from the conf (``keys``: id -> bytes or base64), an environment
 variable (``env``: ``id:base64,id2:base64``; the current key is the last

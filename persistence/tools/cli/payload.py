@@ -28,7 +28,7 @@ def rekey_command(subparsers: Any) -> None:
                            "not encrypted under the current key (an older key, or none), so "
                            "that older keys can be removed.  Configure the store's 'encrypt' "
                            "with the new key as current and the old ones still listed, e.g. "
-                           "sqlite:///flows.db?encrypt=env:PERSISTENCE_KEYS.  Flow details "
+                           "sqlite:///flows.db?encrypt=env:FLOW_KEYS.  Flow details "
                            "already under the current key are skipped, so an interrupted run "
                            "resumes where it stopped.")
 
