@@ -149,6 +149,7 @@ def test_w7_measures_every_durability_mode_storage_offers(tmp_path, monkeypatch)
         assert got[mode]["atoms"] == 5 and got[mode]["per_atom_s"] > 0
     assert got["floor"]["what"] == "json.dumps"
 
+
 def test_payload_bench_quick_run_reports_every_stage():
     done = subprocess.run([sys.executable, "-m", "bench.payload", "--quick", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
