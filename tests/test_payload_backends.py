@@ -7,7 +7,9 @@ open a second backend on its store with a pipeline configured.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
+import os
 
 import pytest
 
@@ -93,14 +95,26 @@ def test_default_pipeline_unencodable_value_is_typed_too(backend):
 
 
 def test_offloaded_values_round_trip_and_go_with_their_records(backend, tmp_path):
-    big = {"rows": ["x" * 40 + str(i) for i in range(200)]}
+    big = {"rows": [os.urandom(20).hex() for _ in range(100)]}
     with with_pipeline(backend, full_pipeline(tmp_path)) as be, be.get_connection() as conn:
         book, flow, task = _book(big)
         conn.save_logbook(book)
+        other = LogBook("other")
+        other_flow = FlowDetail("other-flow")
+        other_flow.state = states.SUCCESS
+        other_task = TaskDetail("other-task")
+        other_task.state, other_task.results = states.SUCCESS, big
+        other_flow.add(other_task)
+        other.add(other_flow)
+        conn.save_logbook(other)
         blobs = be.payload.offload
-        assert len(list(blobs.blobs())) >= 1
+        assert len(list(blobs.blobs())) == 2
         assert conn.get_atom_details(task.uuid).results == big
         conn.destroy_logbook(book.uuid)
+        assert len(list(blobs.blobs())) == 1
+        report = conn.purge(datetime.datetime.now(datetime.timezone.utc)
+                            + datetime.timedelta(seconds=1))
+        assert report.logbooks == [other.uuid]
         assert list(blobs.blobs()) == []
 
 

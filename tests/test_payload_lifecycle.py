@@ -261,3 +261,23 @@ def test_migrate_export_import_carry_values_across_pipelines(tmp_path):
                 a.clear_all()
                 assert archive.import_archive(a, path2).created == 2
                 assert _values(a) == expected
+
+
+def test_sweep_on_the_command_line(tmp_path):
+    blobs_dir = tmp_path / "blobs"
+    url = f"sqlite:///{tmp_path}/s.db?offload={blobs_dir}&offload_threshold=100&offload_grace=0"
+    with persistence.backend(url) as be, be.get_connection() as conn:
+        conn.save_logbook(_flow_book("kept", BIG, n=1))
+        be.payload.offload.put(b"z" * 300)                 # an orphan
+    time.sleep(0.05)
+    run = [sys.executable, "-m", "persistence", "sweep", url]
+    dry = subprocess.run(run + ["--dry-run", "--json"], capture_output=True, text=True,
+                         timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    report = json.loads(dry.stdout)
+    assert (report["listed"], report["referenced"], len(report["removed"])) == (2, 1, 1)
+    done = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "removed 1" in done.stdout, done.stderr
+    assert len(list(blobs_dir.rglob("*-*"))) == 1
+    with persistence.backend(url) as be, be.get_connection() as conn:
+        assert _values(conn)["kept-task-0"][0] == BIG
