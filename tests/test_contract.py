@@ -38,7 +38,6 @@ THIRD_PARTY = '''
 import pytest
 import persistence
 from persistence.testing.contract import BackendContract
-from tests.payload_support import full_pipeline, with_pipeline
 
 @pytest.fixture
 def backend():
