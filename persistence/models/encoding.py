@@ -113,6 +113,17 @@ def seal_meta(codec: ValueCodec | None, meta: dict[str, Any],
 
 def _seal(record: dict[str, Any], codec: ValueCodec | None, detail: models._Record,
           names: tuple[str, ...] = ()) -> dict[str, Any]:
+    if codec is None or codec.is_default:
+        # The default path, inlined (it runs on every write): values stay as they
+        # are, but for a dict holding the marker key.
+        for name in names:
+            value = record[name]
+            if type(value) is dict and PAYLOAD_MARKER in value:
+                record[name] = _escaped(value)
+        meta = record["meta"]
+        if meta:
+            record["meta"] = seal_meta(codec, meta, detail)
+        return record
     for name in names:
         record[name] = seal_value(codec, record[name], name, detail)
     record["meta"] = seal_meta(codec, record["meta"], detail)
