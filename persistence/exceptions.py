@@ -23,6 +23,11 @@ __all__ = [
     "FingerprintError",
     "InvalidFormat",
     "CorruptRecord",
+    "PayloadError",
+    "UnserializableValue",
+    "MissingKey",
+    "TamperedPayload",
+    "MissingBlob",
 ]
 
 
@@ -150,6 +155,56 @@ class InvalidFormat(PersistenceError, ValueError):
 class CorruptRecord(SerializationError, InvalidFormat):
     """A stored record is not a valid record: ``location`` names where it is stored
     (a file, a znode, a table row); the message says which field is wrong."""
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+class PayloadError(StorageFailure):
+    """A stored value cannot be written or read through the payload pipeline
+    (:mod:`persistence.payload`): serializer, compression, encryption, offload."""
+
+
+class UnserializableValue(SerializationError, PayloadError):
+    """A value the configured serializer cannot encode; nothing was written.
+
+    ``record`` names the atom detail (or flow detail, logbook) that holds it,
+    ``field`` the field (``results``, ``meta['x']``...), ``type_name`` the
+    type of the first part of the value that could not be encoded.
+    """
+
+    def __init__(self, message: str, *, record: str | None = None, field: str | None = None,
+                 type_name: str | None = None) -> None:
+        super().__init__(message)
+        self.record = record
+        self.field = field
+        self.type_name = type_name
+
+
+class MissingKey(PayloadError):
+    """A value was encrypted under key ``key_id``, which is not configured (or
+    the key provider did not return it); add the key to read it."""
+
+    def __init__(self, message: str, *, key_id: str | None = None) -> None:
+        super().__init__(message)
+        self.key_id = key_id
+
+
+class TamperedPayload(PayloadError):
+    """A stored value failed its integrity check: a ciphertext that does not
+    authenticate under key ``key_id`` (wrong key or modified bytes), or an
+    offloaded blob whose size or sha256 differs from its reference."""
+
+    def __init__(self, message: str, *, key_id: str | None = None,
+                 location: str | None = None) -> None:
+        super().__init__(message)
+        self.key_id = key_id
+        self.location = location
+
+
+class MissingBlob(PayloadError, LookupError):
+    """An offloaded value's blob is not where its reference says (``location``)."""
 
     def __init__(self, message: str, *, location: str | None = None) -> None:
         super().__init__(message)

@@ -148,3 +148,15 @@ def test_w7_measures_every_durability_mode_storage_offers(tmp_path, monkeypatch)
     for mode in ("default", "at_most_once"):
         assert got[mode]["atoms"] == 5 and got[mode]["per_atom_s"] > 0
     assert got["floor"]["what"] == "json.dumps"
+
+
+def test_payload_bench_quick_run_reports_every_stage():
+    done = subprocess.run([sys.executable, "-m", "bench.payload", "--quick", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = json.loads(done.stdout)
+    assert {"serialize msgpack", "compress zstd", "encrypt aes-gcm", "offload dir",
+            "whole pipeline"} <= set(doc["stages"])
+    assert all(set(sizes) == {"1KB", "100KB"} for sizes in doc["stages"].values())
+    assert {"Storage.save memory://, bare", "Storage.save memory://, default pipeline"} \
+        <= set(doc["default"])

@@ -15,10 +15,23 @@ import pytest
 from persistence.backends.base import Connection
 from persistence.backends.memory import MemoryBackend, MemoryConnection
 from persistence.testing.contract import BackendContract
+from tests.payload_support import full_pipeline, with_pipeline
 
 
 class TestBackendContract(BackendContract):
     pass
+
+
+class TestBackendContractWithPayloadPipeline(BackendContract):
+    """The whole suite again on every backend, with every payload stage on:
+    msgpack, zstd, AES-GCM and offload to a local directory at a tiny threshold."""
+
+    @pytest.fixture
+    def backend(self, request, backend_name, tmp_path):
+        base = request.getfixturevalue(f"backend_{backend_name}")
+        with with_pipeline(base, full_pipeline(tmp_path)) as be:
+            assert be.payload.offload is not None and be.payload.cipher is not None
+            yield be
 
 
 THIRD_PARTY = '''

@@ -32,7 +32,8 @@ def test_html_builds_without_warnings(tmp_path):
     done = _sphinx("html", tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARNING" not in done.stderr, done.stderr
-    for page in ("index", "getting-started", "storage", "engine-loop", "history", "cli",
+    for page in ("index", "getting-started", "storage", "engine-loop", "history", "payloads",
+                 "cli",
                  "observability",
                  "archive-and-migrate",
                  "writing-a-backend", "migrating-from-taskflow", "taskflow-plugin",

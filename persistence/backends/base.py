@@ -20,7 +20,8 @@ from ..exceptions import PersistenceError, StorageFailure
 from ..models import records as models
 from ..models.claim import DEFAULT_TTL, Claim
 from ..models.history import HistoryEntry, Snapshot
-from . import options
+from ..payload import Pipeline, pipeline_from_conf
+from . import blobs, options
 from .defaults import ConnectionDefaults
 from .options import URL_KEYS
 from .url import BackendURL
@@ -33,7 +34,10 @@ class Backend(abc.ABC):
 
     Subclasses list the options they accept in ``OPTIONS`` (name → type, used
     to convert string values from URI query strings); any other key in the
-    configuration is reported by name as a :class:`ConfigurationError`.
+    configuration is reported by name as a :class:`ConfigurationError`.  Every
+    backend also takes the payload options (``serializer``, ``compress``,
+    ``encrypt``, ``offload``...: see :mod:`persistence.payload`), which build
+    :attr:`payload`.
     """
 
     OPTIONS: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
@@ -43,6 +47,9 @@ class Backend(abc.ABC):
             raise TypeError(f"backend configuration must be a mapping, not {type(conf).__name__}")
         self._conf = dict(conf or {})
         self._options = self._parse_options(self._conf)
+        #: How this backend writes stored values, and reads them back
+        #: (:class:`persistence.payload.Pipeline`; the default stores them as themselves).
+        self.payload: Pipeline = pipeline_from_conf(self._conf)
 
     @classmethod
     def _parse_options(cls, conf: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,8 +117,11 @@ class Connection(ConnectionDefaults, abc.ABC):
     """Base class of backend connections: saves and loads the model objects."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every backend's operations get spans and metrics (see persistence.telemetry)."""
+        """Every backend's operations get spans and metrics (see persistence.telemetry),
+        and its destroy and purge remove the offloaded blobs of what they delete
+        (see persistence.backends.blobs)."""
         super().__init_subclass__(**kwargs)
+        blobs.remove_blobs_with(cls)
         telemetry.instrument(cls, telemetry.WRITES | telemetry.READS)
 
     @property

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..exceptions import ConfigurationError
+from ..payload import PAYLOAD_KEYS
 
 __all__ = ["URL_KEYS", "parse", "convert"]
 
@@ -34,14 +35,17 @@ def _is_secret(name: str) -> bool:
 def parse(backend: str, options: Mapping[str, Callable[[Any], Any]],
           conf: Mapping[str, Any]) -> dict[str, Any]:
     """The options ``conf`` gives, each converted to its type in ``options``;
-    a key that is neither an option nor one of :data:`URL_KEYS` is reported by
-    name, with the options backend ``backend`` knows."""
-    unknown = sorted(k for k in conf if k not in options and k not in URL_KEYS)
+    a key that is neither an option, one of :data:`URL_KEYS` nor a payload
+    option (:data:`~persistence.payload.PAYLOAD_KEYS`, read by the pipeline)
+    is reported by name, with the options backend ``backend`` knows."""
+    unknown = sorted(k for k in conf
+                     if k not in options and k not in URL_KEYS and k not in PAYLOAD_KEYS)
     if unknown:
         known = ", ".join(sorted(options)) or "none"
         raise ConfigurationError(
             f"unknown option(s) {', '.join(map(repr, unknown))} for backend "
-            f"{backend}; known options: {known}")
+            f"{backend}; known options: {known} (and the payload options "
+            f"{', '.join(sorted(PAYLOAD_KEYS))})")
     return {name: convert(name, conf[name], kind)
             for name, kind in options.items() if name in conf}
 

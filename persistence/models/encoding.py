@@ -1,25 +1,51 @@
 """The one place that knows how records are stored as bytes.
 
-Records are JSON objects (UTF-8).  Values stored in results, meta and
-injections must therefore be JSON-serializable; tuples come back as lists
+Records are JSON objects (UTF-8).  The *values* a record holds — an atom's
+results, failure, revert results and revert failure, and every meta value
+(injections included) — go through the backend's payload pipeline
+(:mod:`persistence.payload`, a :class:`ValueCodec` here) on their way in and
+out, so every backend gets serializers, compression, encryption and offload
+from this module alone.  Uuids, names, states and the other fields stay as
+they are.  With the default pipeline each value is stored as itself, exactly
+as before: values must then be JSON-serializable, tuples come back as lists
 and non-string dict keys as strings, as with every JSON store.  A value that
-cannot be encoded raises :class:`~persistence.exceptions.SerializationError`
-before anything is written; stored bytes that cannot be decoded raise it
-too, naming where they came from.
+cannot be encoded raises :class:`~persistence.exceptions.UnserializableValue`
+(a :class:`~persistence.exceptions.SerializationError`) naming the record,
+the field and the type, before anything is written; stored bytes that cannot
+be decoded raise SerializationError too, naming where they came from.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from .. import telemetry
-from ..exceptions import CorruptRecord, InvalidFormat, SerializationError
+from ..exceptions import CorruptRecord, InvalidFormat, SerializationError, UnserializableValue
 from . import fields
 from . import records as models
 
 __all__ = ["dumps", "loads", "logbook_record", "flow_record", "atom_record",
-           "load_logbook", "load_flow", "load_atom"]
+           "load_logbook", "load_flow", "load_atom", "ValueCodec", "ATOM_VALUES",
+           "PAYLOAD_MARKER", "seal_value", "seal_meta", "open_values", "describe"]
+
+#: The key that marks a stored value as a payload envelope (:mod:`persistence.payload`).
+PAYLOAD_MARKER = "$payload"
+#: The fields of an atom record that hold values (besides its meta values).
+ATOM_VALUES = ("results", "failure", "revert_results", "revert_failure")
+
+
+class ValueCodec(Protocol):
+    """What a payload pipeline offers this module (:class:`persistence.payload.Pipeline`)."""
+
+    #: True when values are stored as themselves (JSON, no other stage).
+    is_default: bool
+
+    def encode(self, value: Any, field: str, record: str) -> Any:
+        """What to store for ``value``: itself, or an envelope."""
+
+    def decode(self, stored: Any, where: str) -> Any:
+        """The value ``stored`` holds."""
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True)
 _decoder = json.JSONDecoder()
@@ -45,36 +71,157 @@ def loads(data: bytes | str, where: str = "record") -> Any:
         raise SerializationError(f"stored data in {where} is corrupt or truncated: {err}") from err
 
 
-def _describe(detail: models._Record) -> str:
+def describe(detail: models._Record) -> str:
+    """How errors name a record: ``TaskDetail 'fetch' (uuid)``."""
     return f"{type(detail).__name__} {detail.name!r} ({detail.uuid})"
 
 
-def logbook_record(lb: models.LogBook, revision: int | None = None) -> dict[str, Any]:
+_describe = describe
+
+
+# -- values through the payload pipeline --------------------------------------------
+def _escaped(value: Any) -> Any:
+    """A value as the default pipeline stores it: itself, unless it is a dict that
+    holds the marker key (then wrapped, so it is not read as an envelope)."""
+    if type(value) is dict and PAYLOAD_MARKER in value:
+        return {PAYLOAD_MARKER: 1, "value": value}
+    return value
+
+
+def seal_value(codec: ValueCodec | None, value: Any, field: str,
+               detail: models._Record) -> Any:
+    """What to store for ``value`` (field ``field`` of ``detail``)."""
+    if codec is None or codec.is_default:
+        return _escaped(value)
+    return None if value is None else codec.encode(value, field, describe(detail))
+
+
+def seal_meta(codec: ValueCodec | None, meta: dict[str, Any],
+              detail: models._Record) -> dict[str, Any]:
+    """A record's meta as stored: its keys as they are, each value sealed."""
+    if not meta:
+        return meta
+    if codec is None or codec.is_default:
+        for value in meta.values():
+            if type(value) is dict and PAYLOAD_MARKER in value:
+                return {key: _escaped(v) for key, v in meta.items()}
+        return meta
+    owner = describe(detail)
+    return {key: None if v is None else codec.encode(v, f"meta[{key!r}]", owner)
+            for key, v in meta.items()}
+
+
+def _seal(record: dict[str, Any], codec: ValueCodec | None, detail: models._Record,
+          names: tuple[str, ...] = ()) -> dict[str, Any]:
+    if codec is None or codec.is_default:
+        # The default path, inlined (it runs on every write): values stay as they
+        # are, but for a dict holding the marker key.
+        for name in names:
+            value = record[name]
+            if type(value) is dict and PAYLOAD_MARKER in value:
+                record[name] = _escaped(value)
+        meta = record["meta"]
+        if meta:
+            record["meta"] = seal_meta(codec, meta, detail)
+        return record
+    for name in names:
+        record[name] = seal_value(codec, record[name], name, detail)
+    record["meta"] = seal_meta(codec, record["meta"], detail)
+    return record
+
+
+def _open(codec: ValueCodec | None, stored: dict, where: str) -> Any:
+    if codec is not None:
+        return codec.decode(stored, where)
+    if len(stored) == 2 and type(stored.get("value")) is dict:
+        return stored["value"]
+    raise SerializationError(f"the value in {where} was written through a payload pipeline "
+                             f"and must be read through one (a backend's)")
+
+
+def open_values(record: dict[str, Any], codec: ValueCodec | None, where: str,
+                names: tuple[str, ...] = ATOM_VALUES) -> dict[str, Any]:
+    """``record`` with every stored value (``names`` and meta values) decoded, in place."""
+    for name in names:
+        value = record.get(name)
+        if type(value) is dict and PAYLOAD_MARKER in value:
+            record[name] = _open(codec, value, f"{where}, {name}")
+    meta = record.get("meta")
+    if type(meta) is dict:
+        for key, value in meta.items():
+            if type(value) is dict and PAYLOAD_MARKER in value:
+                meta[key] = _open(codec, value, f"{where}, meta[{key!r}]")
+    return record
+
+
+def logbook_record(lb: models.LogBook, revision: int | None = None,
+                   codec: ValueCodec | None = None) -> dict[str, Any]:
+    """The stored form of a logbook (meta values through ``codec``)."""
     record = lb.to_dict(marshal_time=True)
     record["revision"] = revision
-    return record
+    return _seal(record, codec, lb)
 
 
 def flow_record(fd: models.FlowDetail, parent_uuid: str | None,
-                revision: int | None = None) -> dict[str, Any]:
+                revision: int | None = None, codec: ValueCodec | None = None) -> dict[str, Any]:
+    """The stored form of a flow detail (meta values through ``codec``)."""
     record = fd.to_dict()
     record["parent_uuid"] = parent_uuid
     record["revision"] = revision
-    return record
+    return _seal(record, codec, fd)
 
 
 def atom_record(ad: models.AtomDetail, parent_uuid: str | None,
-                revision: int | None = None) -> dict[str, Any]:
+                revision: int | None = None, codec: ValueCodec | None = None) -> dict[str, Any]:
+    """The stored form of an atom detail (its values through ``codec``)."""
     record = ad.to_dict()
     record["type"] = models.atom_detail_type(ad)
     record["parent_uuid"] = parent_uuid
     record["revision"] = revision
-    return record
+    return _seal(record, codec, ad, ATOM_VALUES)
+
+
+def unserializable(record: dict[str, Any], detail: models._Record,
+                   err: BaseException) -> UnserializableValue:
+    """The error for a record JSON cannot encode, naming the field and the type."""
+    what, culprit = "a value", None
+    candidates = [(n, v) for n, v in record.items() if n != "meta"]
+    candidates += [(f"meta[{k!r}]", v) for k, v in (record.get("meta") or {}).items()]
+    for name, value in candidates:
+        try:
+            _encoder.encode(value)
+        except (TypeError, ValueError, RecursionError):
+            what, culprit = name, _offender(value)
+            break
+    type_name = culprit.__qualname__ if culprit is not None else None
+    shown = f"the offending type is {type_name!r}; " if type_name else ""
+    return UnserializableValue(
+        f"cannot store {what} of {describe(detail)}: {err} ({shown}stored values must be "
+        f"JSON-serializable: dict, list, str, int, float, bool, None; or configure another "
+        f"serializer)", record=describe(detail), field=what if culprit else None,
+        type_name=type_name)
+
+
+def _offender(value: Any, depth: int = 0) -> type:
+    """The type of the first part of ``value`` JSON cannot encode."""
+    if depth < 50:
+        parts = ([p for kv in value.items() for p in kv] if isinstance(value, dict)
+                 else value if isinstance(value, (list, tuple)) else ())
+        for part in parts:
+            try:
+                _encoder.encode(part)
+            except (TypeError, ValueError, RecursionError):
+                return _offender(part, depth + 1)
+    return type(value)
 
 
 def encode_record(record: dict[str, Any], detail: models._Record) -> bytes:
+    """The bytes of a record dict (its values already sealed)."""
     fields.stored_name(detail)
-    data = dumps(record, _describe(detail))
+    try:
+        data = _encoder.encode(record).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as err:
+        raise unserializable(record, detail, err) from err
     telemetry.add_bytes(len(data))
     return data
 
@@ -89,15 +236,28 @@ def _load(build, record: Any, where: str):
     return obj
 
 
-def load_logbook(record: dict[str, Any], where: str = "logbook") -> models.LogBook:
-    return _load(models.LogBook.from_dict, record, where)
+def load_logbook(record: dict[str, Any], where: str = "logbook",
+                 codec: ValueCodec | None = None) -> models.LogBook:
+    """A logbook from its stored form (meta values through ``codec``)."""
+    return _load(models.LogBook.from_dict, _opened(record, codec, where, ()), where)
 
 
-def load_flow(record: dict[str, Any], where: str = "flow detail") -> models.FlowDetail:
-    return _load(models.FlowDetail.from_dict, record, where)
+def load_flow(record: dict[str, Any], where: str = "flow detail",
+              codec: ValueCodec | None = None) -> models.FlowDetail:
+    """A flow detail from its stored form (meta values through ``codec``)."""
+    return _load(models.FlowDetail.from_dict, _opened(record, codec, where, ()), where)
 
 
-def load_atom(record: dict[str, Any], where: str = "atom detail") -> models.AtomDetail:
+def _opened(record: Any, codec: ValueCodec | None, where: str,
+            names: tuple[str, ...]) -> Any:
+    return open_values(record, codec, where, names) if type(record) is dict else record
+
+
+def load_atom(record: dict[str, Any], where: str = "atom detail",
+              codec: ValueCodec | None = None) -> models.AtomDetail:
+    """An atom detail from its stored form (its values through ``codec``)."""
+    record = _opened(record, codec, where, ATOM_VALUES)
+
     def build(rec):
         kind = rec.get("type")
         if kind not in models.ATOM_TYPES:

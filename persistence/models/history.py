@@ -172,21 +172,25 @@ def sort_entries(entries: Iterable[HistoryEntry], since: datetime.datetime | Non
 
 
 # -- snapshots ---------------------------------------------------------------------
-def snapshot_body(fd: models.FlowDetail) -> bytes:
-    """The stored contents of a snapshot of ``fd`` (with its atoms): JSON bytes."""
-    body = {"flow": serialization.flow_record(fd, None, fd.revision),
-            "atoms": [serialization.atom_record(ad, fd.uuid, ad.revision) for ad in fd]}
+def snapshot_body(fd: models.FlowDetail,
+                  codec: serialization.ValueCodec | None = None) -> bytes:
+    """The stored contents of a snapshot of ``fd`` (with its atoms): JSON bytes, the
+    values through the backend's payload pipeline ``codec`` as in any record."""
+    body = {"flow": serialization.flow_record(fd, None, fd.revision, codec),
+            "atoms": [serialization.atom_record(ad, fd.uuid, ad.revision, codec) for ad in fd]}
     return serialization.dumps(body, f"snapshot of flow detail {fd.uuid}")
 
 
-def load_snapshot_body(data: bytes | str, where: str) -> models.FlowDetail:
+def load_snapshot_body(data: bytes | str, where: str,
+                       codec: serialization.ValueCodec | None = None) -> models.FlowDetail:
     """The flow detail (with its atoms) a snapshot's stored contents hold."""
     from ..exceptions import SerializationError
     body = serialization.loads(data, where)
     try:
-        fd = serialization.load_flow(body["flow"], where)
+        fd = serialization.load_flow(body["flow"], where, codec)
         for record in body["atoms"]:
-            fd._atomdetails_by_id[record["uuid"]] = serialization.load_atom(record, where)
+            fd._atomdetails_by_id[record["uuid"]] = serialization.load_atom(record, where,
+                                                                            codec)
     except (KeyError, TypeError) as err:
         raise SerializationError(f"stored data in {where} is not a snapshot: {err!r}") from err
     return fd

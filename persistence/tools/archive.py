@@ -94,12 +94,20 @@ def _version() -> str:
 
 # -- export --------------------------------------------------------------------
 
-def _lines(book: models.LogBook) -> Iterator[dict[str, Any]]:
-    yield {"kind": "logbook", **serialization.logbook_record(book)}
+def _codec(conn: Connection) -> Any:
+    """How an archive holds the values of ``conn``'s store: through its payload
+    pipeline without offload (an encrypted store exports encrypted values; blobs
+    are carried inline), or as themselves for a store without one."""
+    pipeline = getattr(conn.backend, "payload", None)
+    return pipeline.inline() if pipeline is not None else None
+
+
+def _lines(book: models.LogBook, codec: Any = None) -> Iterator[dict[str, Any]]:
+    yield {"kind": "logbook", **serialization.logbook_record(book, codec=codec)}
     for fd in book:
-        yield {"kind": "flow", **serialization.flow_record(fd, book.uuid)}
+        yield {"kind": "flow", **serialization.flow_record(fd, book.uuid, codec=codec)}
         for ad in fd:
-            yield {"kind": "atom", **serialization.atom_record(ad, fd.uuid)}
+            yield {"kind": "atom", **serialization.atom_record(ad, fd.uuid, codec=codec)}
 
 
 def export_archive(conn: Connection, path: str | os.PathLike,
@@ -108,7 +116,10 @@ def export_archive(conn: Connection, path: str | os.PathLike,
     """Write every logbook of ``conn`` (or those in ``logbooks``) to the archive ``path``.
 
     ``source`` is recorded in the manifest (pass a URI with its password masked).
+    Values are written as the store's payload pipeline writes them, offloaded
+    ones inline (see :doc:`/payloads`).
     """
+    codec = _codec(conn)
     uuids = select_logbooks(conn, logbooks)
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -121,7 +132,7 @@ def export_archive(conn: Connection, path: str | os.PathLike,
             with zf.open(RECORDS, "w", force_zip64=True) as member:
                 for done, uuid in enumerate(uuids, 1):
                     book = conn.get_logbook(uuid)
-                    for line in _lines(book):
+                    for line in _lines(book, codec):
                         data = serialization.dumps(line, f"{line['kind']} {line['uuid']}")
                         data += b"\n"
                         member.write(data)
@@ -154,7 +165,9 @@ class _Undo:
     a temporary archive-format file (not kept in memory) and saved back.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, codec: Any = None) -> None:
+        #: The destination's pipeline (inline): kept logbooks are spooled through it.
+        self.codec = codec
         self.created: list[str] = []
         self.replaced: list[str] = []
         #: A new logbook being written when the import stopped: it may or may not be saved.
@@ -165,7 +178,7 @@ class _Undo:
         """Remember ``book`` as it is before the import replaces it."""
         if self._spool is None:
             self._spool = tempfile.TemporaryFile(prefix="persistence-import-undo-")
-        for line in _lines(book):
+        for line in _lines(book, self.codec):
             self._spool.write(serialization.dumps(line, f"{line['kind']} {line['uuid']}") + b"\n")
         self.replaced.append(book.uuid)
 
@@ -178,12 +191,12 @@ class _Undo:
             if kind == "logbook":
                 if book is not None:
                     yield book
-                book = serialization.load_logbook(record)
+                book = serialization.load_logbook(record, codec=self.codec)
             elif kind == "flow":
-                flow = serialization.load_flow(record)
+                flow = serialization.load_flow(record, codec=self.codec)
                 book.add(flow)
             else:
-                flow.add(serialization.load_atom(record))
+                flow.add(serialization.load_atom(record, codec=self.codec))
         if book is not None:
             yield book
 
@@ -244,16 +257,17 @@ def import_archive(conn: Connection, path: str | os.PathLike, *, existing: str =
     if existing not in EXISTING:
         raise ValueError(f"existing must be one of {', '.join(EXISTING)}, not {existing!r}")
     limits = limits or Limits()
-    manifest, uuids = scan(path, limits, progress)
+    codec = _codec(conn)     # values read the way the destination reads its own
+    manifest, uuids = scan(path, limits, progress, codec)
     if existing == "fail":
         refuse_existing(conn, uuids)
     report = MigrationReport()
     if dry_run:
         return report
-    undo = _Undo() if atomic else None
+    undo = _Undo(codec) if atomic else None
     expected: dict[str, tuple[int, int, str]] = {}
     try:
-        for done, book in enumerate(books(path, limits), 1):
+        for done, book in enumerate(books(path, limits, codec), 1):
             if undo is not None:
                 _note_before(conn, book, existing, undo)
             outcome = put_logbook(conn, book, existing)

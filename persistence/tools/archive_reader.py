@@ -26,6 +26,7 @@ from ..exceptions import InvalidFormat, PersistenceError, SerializationError
 from ..models import encoding as serialization
 from ..models import fields
 from ..models import records as models
+from ..payload import Pipeline, collecting, refs_of
 
 __all__ = ["ArchiveError", "CorruptArchive", "UnsupportedArchive", "Manifest", "Limits",
            "FORMAT", "VERSION", "MANIFEST", "RECORDS", "COUNT_KEYS", "open_archive", "scan",
@@ -192,13 +193,19 @@ class _Reader:
             self.counts[COUNT_KEYS[kind]] += 1
             yield kind, record
 
-    def load(self, kind: str, record: dict[str, Any]) -> Any:
-        """The record as a model object, refused here if no backend could store it."""
+    def load(self, kind: str, record: dict[str, Any], codec: Any = None) -> Any:
+        """The record as a model object (its values read through the payload pipeline
+        ``codec``), refused here if no backend could store it."""
         where = f"{self.name} line {self.lineno}"
+        meta = record.get("meta")
+        values = [record.get(n) for n in serialization.ATOM_VALUES]
+        if any(refs_of(v) for v in values + list(meta.values() if type(meta) is dict else ())):
+            raise self.bad("a reference to an offloaded blob (an archive carries its values "
+                           "inline): refused")
         build = {"logbook": serialization.load_logbook, "flow": serialization.load_flow,
                  "atom": serialization.load_atom}[kind]
         try:
-            detail = build(record, where)
+            detail = build(record, where, codec)
         except SerializationError as err:
             raise self.bad(str(err)) from err
         try:
@@ -231,20 +238,31 @@ def _records(path: str | os.PathLike, limits: Limits) -> Iterator[tuple[_Reader,
             raise CorruptArchive(f"{name} is damaged or truncated: {err}") from err
 
 
-def scan(path: str | os.PathLike, limits: Limits,
-         progress: Any = None) -> tuple[Manifest, list[str]]:
+def scan(path: str | os.PathLike, limits: Limits, progress: Any = None,
+         codec: Any = None) -> tuple[Manifest, list[str]]:
     """Check the whole archive without building logbooks: its manifest and logbook uuids.
 
     Every record is decoded and checked (structure, parents, storable uuid
     and name), then checksums and counts; memory is one line at a time.
+    Values are read through the payload pipeline ``codec`` (the destination's,
+    so a value it cannot read — a key it lacks — fails here, before anything
+    is written); without one, envelopes are checked but not opened.
     """
+    if codec is None:
+        with collecting():
+            return _scan(path, limits, progress, Pipeline())
+    return _scan(path, limits, progress, codec)
+
+
+def _scan(path: str | os.PathLike, limits: Limits, progress: Any,
+          codec: Any) -> tuple[Manifest, list[str]]:
     with _records(path, limits) as (reader, manifest):
         uuids: list[str] = []
         seen: set[str] = set()
         book = flow = None
         total = manifest.counts["logbooks"]
         for kind, record in reader:
-            detail = reader.load(kind, record)
+            detail = reader.load(kind, record, codec)
             if kind == "logbook":
                 if detail.uuid in seen:
                     raise CorruptArchive(f"{reader.name}: logbook {detail.uuid} appears twice")
@@ -265,13 +283,15 @@ def scan(path: str | os.PathLike, limits: Limits,
         return manifest, uuids
 
 
-def books(path: str | os.PathLike, limits: Limits) -> Iterator[models.LogBook]:
-    """The archive's logbooks one at a time; CorruptArchive at the end if it changed
-    since :func:`scan` (checksums and counts are checked again)."""
+def books(path: str | os.PathLike, limits: Limits,
+          codec: Any = None) -> Iterator[models.LogBook]:
+    """The archive's logbooks one at a time, values read through ``codec``;
+    CorruptArchive at the end if it changed since :func:`scan` (checksums and
+    counts are checked again)."""
     with _records(path, limits) as (reader, manifest):
         book = flow = None
         for kind, record in reader:
-            detail = reader.load(kind, record)
+            detail = reader.load(kind, record, codec)
             if kind == "logbook":
                 if book is not None:
                     yield book

@@ -30,6 +30,7 @@ from ...models import encoding as serialization
 from ...models import history, states
 from ...models import records as models
 from ...models.bookkeeping import bookkeeping
+from ...payload import collecting
 from .. import shared as lifecycle
 from .primitives import links
 
@@ -137,7 +138,7 @@ class PathLifecycle:
         at = history.now_ns()
         header = {"id": sid, "flow_uuid": flow_uuid, "label": label, "at_ns": at,
                   "atoms": len(fd)}
-        data = history.snapshot_body(fd)
+        data = history.snapshot_body(fd, self._backend.payload)
         for path in (self.snapshot_path, self.snapshot_data_path):
             if not self._exists(path):
                 self._ensure_dir(path)
@@ -179,7 +180,8 @@ class PathLifecycle:
         if head is None or body is None:
             raise NotFound(f"no snapshot {snapshot_id!r}")
         snap = self._snapshot_header(head, head_path)
-        fd = history.load_snapshot_body(body[0], self._where(body_path))
+        fd = history.load_snapshot_body(body[0], self._where(body_path),
+                                        self._backend.payload)
         return dataclasses.replace(snap, flow=fd)
 
     def restore_flow(self, snapshot_id: str) -> models.FlowDetail:
@@ -206,7 +208,7 @@ class PathLifecycle:
             fd = current.copy(retain_contents=False)
             fd.__dict__.update(name=saved.name, state=saved.state)
             fd.meta = dict(saved.meta)
-            record = serialization.flow_record(fd, None)
+            record = serialization.flow_record(fd, None, codec=self._backend.payload)
             record["updated_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
             revision = self._write(flow_path, serialization.encode_record(record, fd), txn,
                                    create=False, expected_revision=current.revision)
@@ -257,7 +259,7 @@ class PathLifecycle:
             if raw is None:
                 continue
             record = self._decode(raw, path)
-            fd = serialization.load_flow(record, self._where(path))
+            fd = serialization.load_flow(record, self._where(path), self._backend.payload)
             bookkeeping(fd).mark_stored(self._backend.token, fd.state)
             out.append((fd, record.get("updated_at") or ""))
         return out
@@ -335,7 +337,9 @@ class PathLifecycle:
                                               self._children_many(paths)):
                 if raw is None or flows is None:
                     continue
-                book = serialization.load_logbook(self._decode(raw, path), self._where(path))
+                with collecting():     # only its time is needed: no value is opened
+                    book = serialization.load_logbook(self._decode(raw, path),
+                                                      self._where(path), self._backend.payload)
                 if lifecycle.book_time(book) < cutoff:
                     old.append((uuid, links(flows)))
             rows = {fd.uuid: (fd.state, _parse(at))

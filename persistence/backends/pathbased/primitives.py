@@ -185,7 +185,7 @@ class PathPrimitives(abc.ABC):
 
     def _build(self, loader: Any, raw: tuple[bytes, int], path: str) -> Any:
         """The record ``loader`` makes of ``raw``, marked as read from this store."""
-        detail = loader(self._decode(raw, path), self._where(path))
+        detail = loader(self._decode(raw, path), self._where(path), self._backend.payload)
         bookkeeping(detail).mark_stored(self._backend.token, getattr(detail, "state", None))
         return detail
 

@@ -31,7 +31,8 @@ class PathWrites(PathPrimitives):
     def _write_atom(self, ad: models.AtomDetail, txn: Any, create: bool,
                     flow_uuid: str | None = None, event: str = history.WRITE) -> Any:
         path = self._atom(ad.uuid)
-        data = serialization.encode_record(serialization.atom_record(ad, None), ad)
+        data = serialization.encode_record(
+            serialization.atom_record(ad, None, codec=self._backend.payload), ad)
         revision = self._write(path, data, txn, create=create,
                                expected_revision=self._expected(ad))
         if self._backend.history:
@@ -60,7 +61,7 @@ class PathWrites(PathPrimitives):
             else:
                 written.append((ad, self._write_atom(ad, txn, True, fd.uuid, event)))
                 new_atoms.append(ad.uuid)
-        record = serialization.flow_record(fd, None)
+        record = serialization.flow_record(fd, None, codec=self._backend.payload)
         record["updated_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
         revision = self._write(flow_path, serialization.encode_record(record, fd), txn,
                                create=create, expected_revision=self._expected(fd))
@@ -81,7 +82,8 @@ class PathWrites(PathPrimitives):
             new_flows = [fd for fd in book if not self._is_ours(fd)]
             for fd in book:
                 written.extend(self._write_flow(fd, txn, create=True, only_changed=True))
-            data = serialization.encode_record(serialization.logbook_record(book), book)
+            data = serialization.encode_record(
+                serialization.logbook_record(book, codec=self._backend.payload), book)
             written.append((book, self._write(book_path, data, txn, create=True,
                                               expected_revision=self._expected(book))))
             for fd in new_flows:
@@ -130,8 +132,8 @@ class PathWrites(PathPrimitives):
                 revision = self._write_atom(atom_detail, txn, True)
             self._mark(atom_detail, revision)
             return atom_detail
-        data = serialization.encode_record(serialization.atom_record(atom_detail, None),
-                                           atom_detail)
+        record = serialization.atom_record(atom_detail, None, codec=self._backend.payload)
+        data = serialization.encode_record(record, atom_detail)
         path = self._atom(atom_detail.uuid)
         # Passed only when False: stores that never set ``writes_nowait`` (memory, a
         # third party's) keep their own _write_single* signatures.

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 import tenacity
 
 from ...exceptions import ConfigurationError, StorageFailure
+from ...payload import PAYLOAD_KEYS
 from ..base import URL_KEYS, Backend, store_token
 from ..url import BackendURL, mask_password
 from . import config, migrate
@@ -139,8 +140,10 @@ class SQLAlchemyBackend(Backend):
     def _for_driver(cls, key: str, value: Any) -> bool:
         """Whether query parameter ``key`` goes to the driver rather than configuring us.
         host/port in the query string are libpq's multi-host form
-        (``?host=a:5432&host=b:5432&target_session_attrs=read-write``): the driver's."""
-        if key in cls.OPTIONS or (key in URL_KEYS and key not in ("host", "port")):
+        (``?host=a:5432&host=b:5432&target_session_attrs=read-write``): the driver's.
+        Payload options (``serializer``, ``encrypt``...) are never the driver's."""
+        if key in cls.OPTIONS or key in PAYLOAD_KEYS or (key in URL_KEYS
+                                                          and key not in ("host", "port")):
             return False
         return not (isinstance(value, tuple) and not all(isinstance(v, str) for v in value))
 

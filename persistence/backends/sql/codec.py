@@ -1,5 +1,10 @@
 """Records ↔ table rows: JSON columns through :mod:`persistence.models.encoding`.
 
+Each value column (results, failures, revert results and failures, each
+meta value) holds what the backend's payload pipeline stores for the value:
+the value itself by default, or its envelope (``encoding.seal_value``,
+``encoding.open_values``).
+
 Uuids are checked as the path-based backends check them (ValueError), so a
 record any backend stores can be copied to any other.
 
@@ -52,42 +57,60 @@ def _json(value: Any, what: str, detail: models._Record) -> str | None:
         return None
     try:
         return _dumps(value, what).decode("utf-8")
-    except SerializationError as err:  # name the record only when it is needed
-        raise SerializationError(f"{err} (in {_describe(detail)})") from err.__cause__
+    except SerializationError as err:  # name the record, field and type only when needed
+        raise serialization.unserializable({what: value}, detail, err.__cause__) \
+            from err.__cause__
 
 
-def _meta(detail: models._Record) -> str:
+def _value(payload: Any, value: Any, what: str, detail: models._Record) -> str | None:
+    """A value column: the value through the payload pipeline, as JSON text."""
+    if value is None:
+        return None
+    return _json(serialization.seal_value(payload, value, what, detail), what, detail)
+
+
+def _meta(detail: models._Record, payload: Any) -> str:
     meta = detail.meta
-    return "{}" if not meta else _json(dict(meta), "meta", detail)
+    if not meta:
+        return "{}"
+    sealed = serialization.seal_meta(payload, dict(meta), detail)
+    try:
+        return _dumps(sealed, "meta").decode("utf-8")
+    except SerializationError as err:
+        raise serialization.unserializable({"meta": sealed}, detail,
+                                           err.__cause__) from err.__cause__
 
 
-def book_params(book: models.LogBook, txn: str) -> dict[str, Any]:
+def book_params(book: models.LogBook, txn: str, payload: Any = None) -> dict[str, Any]:
     return {"v_uuid": _key("logbook uuid", book.uuid), "v_name": stored_name(book),
-            "v_meta": _meta(book),
+            "v_meta": _meta(book, payload),
             "v_created_at": book.created_at, "v_updated_at": book.updated_at,
             "v_txn": txn}
 
 
 def flow_params(flow: models.FlowDetail, parent_uuid: str | None,
-                txn: str) -> dict[str, Any]:
+                txn: str, payload: Any = None) -> dict[str, Any]:
     return {"v_uuid": _key("flow detail uuid", flow.uuid), "v_name": stored_name(flow),
-            "v_meta": _meta(flow),
+            "v_meta": _meta(flow, payload),
             "v_state": flow.state, "v_parent_uuid": parent_uuid, "v_txn": txn}
 
 
-def atom_params(atom: models.AtomDetail, parent_uuid: str | None, txn: str) -> dict[str, Any]:
+def atom_params(atom: models.AtomDetail, parent_uuid: str | None, txn: str,
+                payload: Any = None) -> dict[str, Any]:
     # The fields of AtomDetail.to_dict(), read directly: this runs on every update.
     failure, revert_failure = atom.failure, atom.revert_failure
     return {
         "v_uuid": _key("atom detail uuid", atom.uuid), "v_name": stored_name(atom),
         "v_atom_type": models.atom_detail_type(atom),
         "v_state": atom.state, "v_intention": atom.intention,
-        "v_results": _json(atom._results_to_data(), "results", atom),
-        "v_failure": None if failure is None else _json(failure.to_dict(), "failure", atom),
-        "v_revert_results": _json(atom.revert_results, "revert results", atom),
+        "v_results": _value(payload, atom._results_to_data(), "results", atom),
+        "v_failure": (None if failure is None
+                      else _value(payload, failure.to_dict(), "failure", atom)),
+        "v_revert_results": _value(payload, atom.revert_results, "revert_results", atom),
         "v_revert_failure": (None if revert_failure is None
-                             else _json(revert_failure.to_dict(), "revert failure", atom)),
-        "v_meta": _meta(atom),
+                             else _value(payload, revert_failure.to_dict(), "revert_failure",
+                                         atom)),
+        "v_meta": _meta(atom, payload),
         "v_version": _json(atom.version, "version", atom),
         "v_chunked": None, "v_parent_uuid": parent_uuid, "v_txn": txn,
     }
@@ -161,22 +184,23 @@ def _load_json(value: Any, table: str, uuid: Any, column: str) -> Any:
                                  f"or truncated: {err.__cause__}") from err.__cause__
 
 
-def load_book(row: Sequence[Any]) -> models.LogBook:
+def load_book(row: Sequence[Any], payload: Any = None) -> models.LogBook:
     uuid, name, meta, created_at, updated_at, revision = row
     record = {"uuid": uuid, "name": name,
               "meta": _load_json(meta, "logbooks", uuid, "meta"),
               "created_at": created_at, "updated_at": updated_at, "revision": revision}
-    return serialization.load_logbook(record, _where("logbooks", uuid))
+    return serialization.load_logbook(record, _where("logbooks", uuid), payload)
 
 
-def load_flow(row: Sequence[Any]) -> models.FlowDetail:
+def load_flow(row: Sequence[Any], payload: Any = None) -> models.FlowDetail:
     uuid, name, meta, state, _parent, revision = row
     record = {"uuid": uuid, "name": name, "meta": _load_json(meta, "flowdetails", uuid, "meta"),
               "state": state, "revision": revision}
-    return serialization.load_flow(record, _where("flowdetails", uuid))
+    return serialization.load_flow(record, _where("flowdetails", uuid), payload)
 
 
-def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None) -> models.AtomDetail:
+def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None,
+              payload: Any = None) -> models.AtomDetail:
     (uuid, name, meta, atom_type, state, intention, results, failure, revert_results,
      revert_failure, version, chunked_fields, _parent, revision) = row
     if chunked_fields:
@@ -201,6 +225,7 @@ def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None) -> mode
                                  _load_json(revert_failure, t, uuid, "revert_failure")),
               "meta": None if meta is None else _load_json(meta, t, uuid, "meta"),
               "version": None if version is None else _load_json(version, t, uuid, "version")}
+    serialization.open_values(record, payload, _where(t, uuid))
     # models' own from_dict, without serialization.load_atom's wrapper (this runs
     # once per atom of every load); its errors are reported the same way.
     try:

@@ -82,7 +82,7 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
         return RowWrite(detail, params, None, None, chunks)
 
     def _atom_row(self, ad: models.AtomDetail, parent_uuid: str | None, txn: str) -> RowWrite:
-        params = codec.atom_params(ad, parent_uuid, txn)
+        params = codec.atom_params(ad, parent_uuid, txn, self._backend.payload)
         chunks = codec.split_large(params, self._backend.max_inline_size,
                                    self._backend.chunk_size)
         return self._row(ad, params, chunks)
@@ -101,7 +101,7 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
         # Only the atoms the flow knows may need it (all on its first write here).
         atoms = [self._atom_row(ad, fd.uuid, txn) for ad in atoms_to_check(fd, self._token)
                  if not (self._ours(ad) and not ad.changed)]
-        return self._row(fd, codec.flow_params(fd, parent_uuid, txn)), atoms
+        return self._row(fd, codec.flow_params(fd, parent_uuid, txn, self._backend.payload)), atoms
 
     @staticmethod
     def _retxn(rows: list[RowWrite], txn: str) -> None:
@@ -120,7 +120,7 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
         book.updated_at = datetime.datetime.now(datetime.timezone.utc)
         # Encode everything before touching the database: a value that cannot be
         # stored fails here, with nothing written.
-        book_row = self._row(book, codec.book_params(book, ""))
+        book_row = self._row(book, codec.book_params(book, "", self._backend.payload))
         flow_rows, atom_rows = [], []
         for fd in book:
             flow_row, atoms = self._flow_rows(fd, book.uuid, "")
@@ -182,7 +182,8 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
         bk = bookkeeping(atom_detail)
         seen = bk.revision
         backend = self._backend
-        params = codec.atom_params(atom_detail, None, backend.new_txn_id())
+        params = codec.atom_params(atom_detail, None, backend.new_txn_id(),
+                                   backend.payload)
         if (bk.token is not self._token or seen is None or bk.extra(codec.CHUNKED)
                 or codec.too_large(params, backend.max_inline_size)):
             return self._update_atom_slow(atom_detail, params)

@@ -31,18 +31,19 @@ class SQLReads:
 
     _session: Session
     _token: object
+    _backend: Any
 
     def _flows(self, rows: list[Any]) -> list[models.FlowDetail]:
-        token = self._token
+        token, payload = self._token, self._backend.payload
         flows = []
         for row in rows:
-            fd = codec.load_flow(row)
+            fd = codec.load_flow(row, payload)
             bookkeeping(fd).mark_stored(token, fd.state)
             flows.append(fd)
         return flows
 
     def _book(self, row: Any) -> models.LogBook:
-        book = codec.load_book(row)
+        book = codec.load_book(row, self._backend.payload)
         bookkeeping(book).mark_stored(self._token, None)
         return book
 
@@ -73,10 +74,10 @@ class SQLReads:
         chunked = None
         if any(row[11] for row in rows):
             chunked = codec.join_chunks(conn.execute(chunk_statement, params))
-        load, token = codec.load_atom, self._token
+        load, token, payload = codec.load_atom, self._token, self._backend.payload
         atoms = []
         for row in rows:
-            atom = load(row, chunked.get(row[0]) if chunked else None)
+            atom = load(row, chunked.get(row[0]) if chunked else None, payload)
             bookkeeping(atom).mark_stored(token, atom.state)
             atoms.append(atom)
         return atoms

@@ -52,7 +52,7 @@ class SQLSnapshots:
         fd = self.get_flow_details(flow_uuid)
         sid = history.snapshot_id(flow_uuid)
         created = history.now_ns()
-        data = history.snapshot_body(fd)
+        data = history.snapshot_body(fd, self._backend.payload)
         size = self._backend.chunk_size
         parts = [{"snapshot_id": sid, "seq": i, "data": data[start:start + size]}
                  for i, start in enumerate(range(0, len(data), size))] or [
@@ -97,7 +97,8 @@ class SQLSnapshots:
             return row, b"".join(bytes(r[0]) for r in conn.execute(parts))
 
         row, data = self._session.read(f"load snapshot {snapshot_id}", body)
-        fd = history.load_snapshot_body(data, f"table snapshot_chunks, snapshot {snapshot_id}")
+        fd = history.load_snapshot_body(data, f"table snapshot_chunks, snapshot {snapshot_id}",
+                                        self._backend.payload)
         return _snapshot(row, fd)
 
     def restore_flow(self, snapshot_id: str) -> models.FlowDetail:
@@ -124,7 +125,7 @@ class SQLSnapshots:
                               delete_atoms: list[str] = ()) -> None:
         """One transaction: write ``fd`` (create it if ``book_uuid``) and ``atoms``,
         delete ``delete_atoms``, and log every write as ``event``."""
-        flow_row = self._row(fd, codec.flow_params(fd, book_uuid, ""))
+        flow_row = self._row(fd, codec.flow_params(fd, book_uuid, "", self._backend.payload))
         atom_rows = [self._atom_row(ad, fd.uuid, "") for ad in atoms]
         ours = {id(r): self._ours(r.detail) for r in [flow_row, *atom_rows]}
         create = book_uuid is not None

@@ -2,9 +2,9 @@
 
 The subcommands live in modules grouped by what they do: :mod:`.browse` (ls,
 show, history, summary), :mod:`.maintenance` (purge, upgrade, validate),
-:mod:`.transfer` (export, import, migrate) and :mod:`.demo`; what they share
-is in :mod:`.common`, how records look in :mod:`.render`, how output is
-printed in :mod:`.console`.  ``main`` parses, runs the handler of the
+:mod:`.payload` (rekey, sweep), :mod:`.transfer` (export, import, migrate)
+and :mod:`.demo`; what they share is in :mod:`.common`, how records look in
+:mod:`.render`, how output is printed in :mod:`.console`.  ``main`` parses, runs the handler of the
 subcommand given, and turns any error into one line.
 
 Adding a subcommand is a function that adds its parser (in a new module, or
@@ -43,7 +43,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import browse, demo, maintenance, transfer
+from . import browse, demo, maintenance, payload, transfer
 from . import errors as cli_errors
 from .common import ENV_URI, OK
 from .console import Output, rich
@@ -55,6 +55,7 @@ __all__ = ["main", "build_parser", "COMMANDS", "ENV_URI"]
 COMMANDS: tuple[Callable[[Any], None], ...] = (
     browse.ls_command, browse.show_command, browse.history_command, browse.summary_command,
     maintenance.purge_command, maintenance.upgrade_command, maintenance.validate_command,
+    payload.rekey_command, payload.sweep_command,
     transfer.export_command, transfer.import_command, transfer.migrate_command,
     demo.demo_command,
 )
