@@ -11,7 +11,10 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 echo "== installing into .venv"
-if ! .venv/bin/python -m pip install -q -e '.[all,test]' > .venv/install.log 2>&1; then
+# A venv starts with the pip of its Python (23.2 here), whose resolver gives up on
+# the S3 extra's botocore pins (ResolutionImpossible); a current pip resolves them.
+if ! .venv/bin/python -m pip install -q --upgrade 'pip>=25' > .venv/install.log 2>&1 ||
+   ! .venv/bin/python -m pip install -q -e '.[all,test]' >> .venv/install.log 2>&1; then
     cat .venv/install.log
     echo "installing persistence and its test dependencies failed" >&2
     exit 1

@@ -290,3 +290,38 @@ def test_postgresql_killed_mid_flow_keeps_every_acknowledged_result(
         _restart(node, victims)
         _check(_states(conf, flow_uuid), running, saved, at_most_once)
         _resume(conf, flow_uuid, at_most_once)
+
+
+# -- a mark the server lost, the engine alive -------------------------------------
+def _roll_back_row(backend, uuid: str, revision: int, state: str) -> None:
+    """Put an atom row back to what it was before the last write, as a PostgreSQL
+    server that crashed before flushing an asynchronous commit leaves it."""
+    import sqlalchemy as sa
+    with backend.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE atomdetails SET revision = :r, state = :s WHERE uuid = :u"),
+                     {"r": revision, "s": state, "u": uuid})
+
+
+def test_a_lost_mark_does_not_turn_the_result_into_a_conflict(backend_postgresql):
+    be = backend_postgresql
+    with be.get_connection() as conn:
+        book, flow = LogBook("lost"), FlowDetail("flow")
+        book.add(flow)
+        conn.save_logbook(book)
+    with Storage(flow, be) as storage:
+        uuid_a, uuid_b = storage.ensure_atoms([Task("a"), Task("b")])
+        before = flow.find(uuid_a).revision
+        storage.set_atom_state("a", states.RUNNING)          # the mark, not waited for
+        _roll_back_row(be, uuid_a, before, states.PENDING)   # ... and lost by the server
+        storage.save("a", 1)                                 # written over the old revision
+        assert storage.get_atom_state("a") == states.SUCCESS
+        # Another writer's change is no lost mark: still a Conflict.
+        storage.set_atom_state("b", states.RUNNING)
+        other = Storage(be.get_connection().get_flow_details(flow.uuid), be)
+        other.save("b", "theirs")
+        with pytest.raises(persistence.exceptions.Conflict):
+            storage.save("b", "ours")
+        other.close()
+    with be.get_connection() as conn:
+        stored = {ad.name: (ad.state, ad.results) for ad in conn.get_flow_details(flow.uuid)}
+    assert stored == {"a": (states.SUCCESS, 1), "b": (states.SUCCESS, "theirs")}

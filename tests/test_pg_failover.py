@@ -10,10 +10,13 @@ promotes the standby.  Then:
 - the engine finishes its flow on the promoted server after transient errors
   (the backend retries them on a fresh connection, which psycopg opens on the
   first host that accepts writes);
-- every write the engine saw acknowledged is on the promoted server;
+- every write the engine saw acknowledged is on the promoted server — under
+  ``at_most_once=True``; by default an atom's RUNNING mark commits without
+  waiting for the standby, so the one in flight at the kill may be lost, and
+  the atom's result is then written over the revision before it;
 - no atom result was written twice: each atom's revision is exactly the number
-  of writes the engine made to it (a commit whose answer was lost is found by
-  its transaction id and not applied again);
+  of writes the engine made to it, less a lost mark (a commit whose answer was
+  lost is found by its transaction id and not applied again);
 - a second engine, given the promoted server alone, resumes the flow and finds
   every atom done.
 """
@@ -157,7 +160,9 @@ def _uri(*nodes: _Node) -> str:
             f"&target_session_attrs=read-write&connect_timeout=3")
 
 
-def test_a_flow_survives_the_primary_dying_and_resumes_from_the_promoted_standby(pair, caplog):
+@pytest.mark.parametrize("at_most_once", [False, True], ids=["at-least-once", "at-most-once"])
+def test_a_flow_survives_the_primary_dying_and_resumes_from_the_promoted_standby(
+        pair, caplog, at_most_once):
     caplog.set_level("INFO", logger="persistence.backends.sql")
     primary, standby = pair
     # Retries must cover the failover: here about 1-2 s from the kill to a promoted server.
@@ -189,7 +194,7 @@ def test_a_flow_survives_the_primary_dying_and_resumes_from_the_promoted_standby
 
         killer = threading.Thread(target=fail_over, daemon=True)
         killer.start()
-        with Storage(flow, be) as storage:
+        with Storage(flow, be, at_most_once=at_most_once) as storage:
             uuids = dict(zip((t.name for t in tasks), storage.ensure_atoms(tasks)))
             for task in tasks[: 2 * ATOMS // 3]:
                 storage.set_atom_state(task.name, states.RUNNING)
@@ -211,7 +216,9 @@ def test_a_flow_survives_the_primary_dying_and_resumes_from_the_promoted_standby
             ad = stored[name]
             assert ad.state == states.SUCCESS and ad.results == {"n": name}, name
             # created by ensure_atoms (revision 1), then one revision per write
-            assert ad.revision == 1 + writes, (name, ad.revision, writes)
+            lost_mark = 0 if at_most_once else 1
+            assert 1 + writes - lost_mark <= ad.revision <= 1 + writes, \
+                (name, ad.revision, writes)
             assert ad.uuid == uuids[name]
 
     # A second engine resumes from the promoted server: the rest runs, nothing again.

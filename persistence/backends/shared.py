@@ -18,7 +18,7 @@ from ..exceptions import NotFound
 from ..models import records as models
 from ..models import states
 
-__all__ = ["FlowSummary", "PurgeReport", "FINISHED", "check_page", "check_states",
+__all__ = ["FlowSummary", "PurgeReport", "FINISHED", "check_label", "check_page", "check_states",
            "summarize", "fork_detail", "book_time", "newest_first", "page", "utc",
            "FORKED_FROM", "PROGRESS_KEYS", "check_component"]
 
@@ -93,6 +93,12 @@ def utc(value: datetime.datetime | None, what: str) -> datetime.datetime | None:
         raise TypeError(f"{what} must be a datetime, not {type(value).__name__}")
     zone = datetime.timezone.utc
     return value.replace(tzinfo=zone) if value.tzinfo is None else value.astimezone(zone)
+
+
+def check_label(label: Any) -> None:
+    """A snapshot label is a string or None (TypeError otherwise)."""
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"a snapshot label must be a string, not {type(label).__name__}")
 
 
 def check_page(limit: int | None, offset: int | None) -> tuple[int | None, int]:

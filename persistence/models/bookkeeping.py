@@ -91,6 +91,11 @@ class Bookkeeping:
         self.revision = revision
         self.changed = False
 
+    def lost_write(self, revision: int) -> None:
+        """A write this record counted on never reached the store (a commit that did
+        not wait for the disk, lost in a server crash): the store holds ``revision``."""
+        self.revision = revision
+
     def mark_stored(self, token: object, state: str | None) -> None:
         """The record was loaded from or saved to the store ``token`` names, with ``state``."""
         if token is not self.token and self.watchers:

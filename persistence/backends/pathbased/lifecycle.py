@@ -131,8 +131,7 @@ class PathLifecycle:
         return links(self._children(self.snapshot_path))
 
     def snapshot_flow(self, flow_uuid: str, label: str | None = None) -> history.Snapshot:
-        if label is not None and not isinstance(label, str):
-            raise TypeError(f"a snapshot label must be a string, not {type(label).__name__}")
+        lifecycle.check_label(label)
         fd = self.get_flow_details(flow_uuid)
         sid = history.snapshot_id(flow_uuid)
         at = history.now_ns()

@@ -26,25 +26,34 @@ summaries, listings and purge in :mod:`.lifecycle`, claims in :mod:`.claims`.
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 import sqlalchemy as sa
 
 from ... import telemetry
-from ...exceptions import NotFound, StorageFailure
+from ...exceptions import Conflict, NotFound, StorageFailure
 from ...models import records as models
 from ...models.bookkeeping import atoms_to_check, bookkeeping, flow_written
 from ..base import Connection
 from ..shared import check_component
 from . import codec, migrate
 from .claims import SQLClaims
-from .history import HISTORY_FROM_ATOM, UPDATE_LOGGED_PG, SQLHistory
+from .history import (
+    HISTORY_FROM_ATOM,
+    UPDATE_LOGGED_PG,
+    UPDATE_LOGGED_RELAXED_PG,
+    UPDATE_RELAXED_PG,
+    SQLHistory,
+)
 from .lifecycle import SQLLifecycle
 from .reads import SQLReads
 from .session import Session
 from .snapshots import SQLSnapshots
 from .statements import ATOMS, BOOKS, CHUNKS, FLOWS
 from .writes import RowWrite, check_unique, conflict, param_bytes, write_chunks, write_rows
+
+LOG = logging.getLogger(__name__)
 
 __all__ = ["SQLConnection"]
 
@@ -59,6 +68,9 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
         self._backend = backend
         self._session = Session(backend)
         self._token = backend.token
+        #: PostgreSQL: atom uuid -> the revision a mark written without waiting for
+        #: the disk gave it, until the atom's next write (see :meth:`_update_atom`).
+        self._marks: dict[str, int] = {}
 
     @property
     def backend(self):
@@ -174,11 +186,31 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
     def update_atom_details_nowait(self, atom_detail: models.AtomDetail
                                    ) -> models.AtomDetail:
         """Save an atom detail without waiting for it to be durable: on PostgreSQL its
-        transaction commits with ``synchronous_commit = off`` (the next synchronous
+        statement commits with ``synchronous_commit = off`` (the next synchronous
         commit flushes it); sqlite (WAL) and MySQL commit it as any write."""
         return self._update_atom(atom_detail, False)
 
     def _update_atom(self, atom_detail: models.AtomDetail, durable: bool) -> models.AtomDetail:
+        """One atom write.  A PostgreSQL server that crashes (or fails over) after
+        acknowledging a mark written without waiting for the disk may have lost it:
+        the atom's next write then finds the revision before the mark, which no
+        other writer can have left, and is made against that revision instead."""
+        mark = self._marks.pop(atom_detail.uuid, None)
+        try:
+            written = self._update_atom_once(atom_detail, durable)
+        except Conflict as err:
+            if mark is None or err.expected != mark or err.found != mark - 1:
+                raise
+            LOG.info("atom detail %s: the server lost its last mark (revision %d); "
+                     "writing over revision %d", atom_detail.uuid, mark, mark - 1)
+            bookkeeping(atom_detail).lost_write(mark - 1)
+            written = self._update_atom_once(atom_detail, durable)
+        if not durable and self._session.postgresql:
+            self._marks[atom_detail.uuid] = bookkeeping(atom_detail).revision
+        return written
+
+    def _update_atom_once(self, atom_detail: models.AtomDetail,
+                          durable: bool) -> models.AtomDetail:
         bk = bookkeeping(atom_detail)
         seen = bk.revision
         backend = self._backend
@@ -192,11 +224,13 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
             telemetry.add_bytes(param_bytes(params))
         params["w_seen"] = seen
         params["v_revision"] = seen + 1
-        statement, then = ATOMS.update_keep_parent, None
+        postgresql = self._session.postgresql
+        relaxed = postgresql and not durable
+        statement, then = UPDATE_RELAXED_PG if relaxed else ATOMS.update_keep_parent, None
         if backend.history:   # its history row, in its transaction
             log = self._atom_log(atom_detail, True)
-            if self._session.postgresql:   # one statement: UPDATE in a CTE, then INSERT
-                statement = UPDATE_LOGGED_PG
+            if postgresql:   # one statement: UPDATE in a CTE, then INSERT
+                statement = UPDATE_LOGGED_RELAXED_PG if relaxed else UPDATE_LOGGED_PG
                 params.update(log)
             else:
                 then = (HISTORY_FROM_ATOM, log)
@@ -204,7 +238,7 @@ class SQLConnection(SQLReads, SQLClaims, SQLHistory, SQLSnapshots, SQLLifecycle,
             lambda: f"update atom detail {atom_detail.name!r} ({atom_detail.uuid})",
             statement, params,
             lambda hit: self._atom_miss(atom_detail, seen, hit), (ATOMS, atom_detail.uuid),
-            then, durable)
+            then)
         bk.mark_saved(seen + 1)
         bk.stored_state = atom_detail.state
         return atom_detail

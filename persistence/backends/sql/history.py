@@ -26,7 +26,7 @@ from .types import ID
 from .writes import RowWrite
 
 __all__ = ["SQLHistory", "INSERT_HISTORY", "HISTORY_FROM_ATOM", "UPDATE_LOGGED_PG",
-           "entry_params"]
+           "UPDATE_RELAXED_PG", "UPDATE_LOGGED_RELAXED_PG", "entry_params"]
 
 _H = history_table.c
 _COLUMNS = ("uuid", "kind", "name", "flow_uuid", "old_state", "new_state", "intention",
@@ -46,16 +46,29 @@ HISTORY_FROM_ATOM = sa.insert(history_table).from_select(list(_COLUMNS), sa.sele
     sa.bindparam("h_event", type_=sa.String(16)),
 ).where(atomdetails.c.uuid == sa.bindparam("v_uuid")))
 
-#: PostgreSQL: the hot-path UPDATE and its history row in one statement (one round
-#: trip): the UPDATE in a CTE, RETURNING what the history row needs.
-_UPDATED = ATOMS.update_keep_parent.returning(
-    atomdetails.c.uuid, atomdetails.c.name, atomdetails.c.parent_uuid, atomdetails.c.state,
-    atomdetails.c.intention, atomdetails.c.revision).cte("updated")
-UPDATE_LOGGED_PG = sa.insert(history_table).from_select(list(_COLUMNS), sa.select(
-    _UPDATED.c.uuid, sa.literal_column("'atom'"), _UPDATED.c.name, _UPDATED.c.parent_uuid,
-    sa.bindparam("h_old_state", type_=ID), _UPDATED.c.state, _UPDATED.c.intention,
-    _UPDATED.c.revision, sa.bindparam("h_at_ns", type_=sa.BigInteger),
-    sa.bindparam("h_owner", type_=ID), sa.bindparam("h_event", type_=sa.String(16))))
+
+def logged_update_pg(update: sa.Update) -> sa.Insert:
+    """PostgreSQL: the hot-path ``update`` and its history row in one statement (one
+    round trip): the UPDATE in a CTE, RETURNING what the history row needs."""
+    updated = update.returning(
+        atomdetails.c.uuid, atomdetails.c.name, atomdetails.c.parent_uuid,
+        atomdetails.c.state, atomdetails.c.intention, atomdetails.c.revision).cte("updated")
+    return sa.insert(history_table).from_select(list(_COLUMNS), sa.select(
+        updated.c.uuid, sa.literal_column("'atom'"), updated.c.name, updated.c.parent_uuid,
+        sa.bindparam("h_old_state", type_=ID), updated.c.state, updated.c.intention,
+        updated.c.revision, sa.bindparam("h_at_ns", type_=sa.BigInteger),
+        sa.bindparam("h_owner", type_=ID), sa.bindparam("h_event", type_=sa.String(16))))
+
+
+#: PostgreSQL: a condition that is always true and makes the statement's own
+#: transaction commit without waiting for its WAL flush (``set_config`` with
+#: ``is_local``: ``SET LOCAL synchronous_commit = off``, in the same round trip).
+#: The WAL is flushed in order: the next synchronous commit makes it durable.
+RELAXED_COMMIT_PG = sa.text("(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL")
+UPDATE_LOGGED_PG = logged_update_pg(ATOMS.update_keep_parent)
+#: The hot-path UPDATE, and with its history row, committing without waiting for the disk.
+UPDATE_RELAXED_PG = ATOMS.update_keep_parent.where(RELAXED_COMMIT_PG)
+UPDATE_LOGGED_RELAXED_PG = logged_update_pg(UPDATE_RELAXED_PG)
 
 _SELECT_HISTORY = sa.select(*(_H[name] for name in _COLUMNS))
 _FLOW_OF_ATOM = sa.select(atomdetails.c.parent_uuid).where(

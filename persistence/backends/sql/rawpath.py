@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-__all__ = ["RawHost", "begin_with", "executemany", "execute_more", "execute_raw"]
+__all__ = ["RawHost", "begin_with", "executemany", "execute_more", "execute_raw",
+           "update_autocommit"]
 
 
 class RawHost(Protocol):
@@ -22,6 +23,7 @@ class RawHost(Protocol):
 
     backend: Any
     sqlite: bool
+    dialect: Any
 
     def instrumented(self, conn: sa.Connection) -> bool:
         """Whether anyone listens to ``conn``'s statements."""
@@ -101,3 +103,27 @@ def execute_raw(session: RawHost, conn: sa.Connection, statement: sa.Executable,
         raise
     finally:
         cursor.close()
+
+
+def update_autocommit(session: RawHost, conn: sa.Connection, statement: sa.Executable,
+                      params: dict[str, Any]) -> int | None:
+    """PostgreSQL (psycopg 3): run one statement as its own implicit transaction
+    (autocommit): one round trip, where BEGIN, statement and COMMIT take three.
+    The rows matched; None when it cannot run that way (someone listens to
+    statements, another driver, a transaction is open), for the caller's usual path."""
+    raw = session.backend.raw(statement)
+    if raw is None or session.dialect.driver != "psycopg" or session.instrumented(conn):
+        return None
+    dbapi = conn.connection.dbapi_connection
+    if dbapi.info.transaction_status != 0:   # not idle (psycopg.pq.TransactionStatus)
+        return None
+    dbapi.autocommit = True
+    try:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(raw.sql, raw.params(params))
+            return cursor.rowcount
+        finally:
+            cursor.close()
+    finally:
+        dbapi.autocommit = False

@@ -60,10 +60,6 @@ class SessionHost(Protocol):
         """A unique id for one write transaction."""
 
 
-#: Starts a PostgreSQL transaction whose commit does not wait for its WAL flush.
-_RELAXED_COMMIT = "SET LOCAL synchronous_commit TO OFF"
-
-
 def _give_back(held: list) -> None:
     conn, held[0] = held[0], None
     if conn is not None:
@@ -303,15 +299,13 @@ class Session:
                    params: dict[str, Any],
                    miss: Callable[[Any], Exception],
                    check: tuple[TableStatements, str],
-                   then: tuple[sa.Executable, dict[str, Any]] | None = None,
-                   durable: bool = True) -> None:
+                   then: tuple[sa.Executable, dict[str, Any]] | None = None) -> None:
         """Run a conditional single-row UPDATE (its own transaction): the hot path.
 
         ``then`` (a statement and its parameters) runs after the UPDATE, in its
         transaction, when the UPDATE matched (the history row of the write).
-        ``durable=False`` on PostgreSQL: the transaction commits without waiting
-        for its WAL flush (``SET LOCAL synchronous_commit = off``); WAL is flushed
-        in order, so the next synchronous commit makes it durable too.
+        On PostgreSQL a single statement runs as its own implicit transaction
+        (autocommit): one round trip instead of BEGIN, statement, COMMIT.
         When it matches no row, the row's current (revision, txn) is read:
         ``miss(row or None)`` is raised, unless an earlier attempt of this very
         write is what changed it.
@@ -323,18 +317,23 @@ class Session:
             nonlocal pending
             if pending and self.committed(conn, check, txn):
                 return
-            if then is not None and self.sqlite:   # two statements: one transaction
-                rawpath.begin_with(self, conn, "BEGIN")
-            elif not durable and self.postgresql:
-                rawpath.begin_with(self, conn, _RELAXED_COMMIT)
-            rowcount, commit = rawpath.execute_raw(self, conn, statement, params)
-            if rowcount == 1:
-                if then is not None:
-                    rawpath.execute_more(self, conn, *then)
-                pending = True
-                commit()
-                return
-            commit()  # nothing was written; end the transaction
+            rowcount = None
+            if self.postgresql and then is None:
+                pending = True   # sent as its own transaction: it may commit
+                rowcount = rawpath.update_autocommit(self, conn, statement, params)
+                if rowcount == 1:
+                    return
+            if rowcount is None:
+                if then is not None and self.sqlite:   # two statements: one transaction
+                    rawpath.begin_with(self, conn, "BEGIN")
+                rowcount, commit = rawpath.execute_raw(self, conn, statement, params)
+                if rowcount == 1:
+                    if then is not None:
+                        rawpath.execute_more(self, conn, *then)
+                    pending = True
+                    commit()
+                    return
+                commit()  # nothing was written; end the transaction
             statements, uuid = check
             try:
                 hit = conn.execute(statements.diagnose, {"uuids": [uuid]}).first()
