@@ -37,7 +37,7 @@ __all__ = ["PAYLOAD_KEYS", "pipeline_from_conf", "parse_size"]
 #: Configuration keys the pipeline takes (every backend accepts them).
 PAYLOAD_KEYS = frozenset({"serializer", "allow_pickle", "compress", "compress_threshold",
                           "encrypt", "encrypt_env", "encrypt_current", "offload",
-                          "offload_threshold", "offload_grace"})
+                          "offload_threshold", "offload_grace", "offload_read_from"})
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3,
           "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "k": 1024, "m": 1024 ** 2}
@@ -132,17 +132,33 @@ def _keyring(conf: Mapping[str, Any], cipher: Any) -> KeyRing:
     return KeyRing(spec["keys"], current, cipher.check_key)
 
 
+def _read_from(conf: Mapping[str, Any]) -> tuple[str, ...]:
+    """Other offload URLs whose blobs may be read (``offload_read_from``, or
+    ``read_from`` in the offload dict): where earlier settings put them."""
+    spec = conf.get("offload")
+    value = _one(conf, "offload", spec.get("read_from") if isinstance(spec, Mapping)
+                 else None, "offload_read_from")
+    if value is None:
+        return ()
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) and u.strip()
+                                                      for u in urls):
+        raise ConfigurationError("option 'offload_read_from' must be a URL or a list of "
+                                 "URLs (earlier offload URLs whose blobs may be read)")
+    return tuple(urls)
+
+
 def _offload(conf: Mapping[str, Any]) -> tuple[BlobStore, int, float]:
     spec = conf["offload"]
     if isinstance(spec, str):
         spec = {"url": spec}
     if not isinstance(spec, Mapping) or not isinstance(spec.get("url"), str):
         raise ConfigurationError("option 'offload' must be a URL or a dict with 'url' "
-                                 "(and 'threshold', 'grace', 'options')")
-    unknown = sorted(set(spec) - {"url", "threshold", "grace", "options"})
+                                 "(and 'threshold', 'grace', 'options', 'read_from')")
+    unknown = sorted(set(spec) - {"url", "threshold", "grace", "options", "read_from"})
     if unknown:
         raise ConfigurationError(f"unknown offload option(s) {', '.join(map(repr, unknown))}; "
-                                 f"known: url, threshold, grace, options")
+                                 f"known: url, threshold, grace, options, read_from")
     threshold = _one(conf, "offload", spec.get("threshold"), "offload_threshold")
     grace = _one(conf, "offload", spec.get("grace"), "offload_grace")
     return (BlobStore(spec["url"], spec.get("options")),
@@ -184,4 +200,4 @@ def pipeline_from_conf(conf: Mapping[str, Any]) -> Pipeline:
         raise ConfigurationError("options 'offload_threshold' and 'offload_grace' need "
                                  "'offload' (a URL)")
     return Pipeline(serializer, compressor, compress_threshold, cipher, keys, offload,
-                    offload_threshold, grace, allow_pickle)
+                    offload_threshold, grace, allow_pickle, _read_from(conf))

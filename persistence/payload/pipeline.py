@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -30,11 +31,13 @@ from ..exceptions import (
 )
 from . import envelope as env
 from .keys import KeyRing
-from .offload import BlobStore
+from .offload import BlobStore, display_url
 from .registry import load_stage
 from .stages import Cipher, Compressor, Serializer
 
 __all__ = ["Pipeline", "collecting"]
+
+LOG = logging.getLogger(__name__)
 
 #: While set (by :func:`collecting`), envelopes are noted here, not opened.
 _COLLECTING: contextvars.ContextVar[list | None] = contextvars.ContextVar(
@@ -83,7 +86,8 @@ class Pipeline:
                  compressor: Compressor | None = None, compress_threshold: int = 1024,
                  cipher: Cipher | None = None, keys: KeyRing | None = None,
                  offload: BlobStore | None = None, offload_threshold: int = 256 * 1024,
-                 grace: float = 3600.0, allow_pickle: bool = False) -> None:
+                 grace: float = 3600.0, allow_pickle: bool = False,
+                 read_from: tuple[str, ...] = ()) -> None:
         if (cipher is None) != (keys is None):
             raise ConfigurationError("encryption needs both a cipher and keys")
         self.allow_pickle = allow_pickle
@@ -110,7 +114,14 @@ class Pipeline:
             (kind, stage.name): stage for kind, stage in (
                 ("serializer", self.serializer), ("compressor", compressor),
                 ("cipher", cipher)) if stage is not None}
+        # The only places blobs are read from or deleted in: the offload URL and the
+        # earlier ones configured as ``read_from``.  A reference naming any other URL
+        # is refused: whoever can write a record must not make readers fetch (or
+        # delete) whatever URL they like.
         self._stores: dict[str, BlobStore] = {} if offload is None else {offload.url: offload}
+        for url in read_from:
+            store = BlobStore(url)
+            self._stores.setdefault(store.url, store)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -153,14 +164,17 @@ class Pipeline:
             raise PayloadError(f"the value in {where} was written with {kind} {name!r}, "
                                f"which is not available: {err}") from err
 
-    def blob_store(self, url: str) -> BlobStore:
-        """The store a reference's ``url`` names (the configured one, or one opened
-        with default options, e.g. after the offload URL changed)."""
-        store = self._stores.get(url)
+    def blob_store(self, url: str, where: str) -> BlobStore:
+        """The store a reference's ``url`` names: the offload URL or one listed in
+        ``read_from``; any other is refused (PayloadError saying how to allow it)."""
+        store = self._stores.get(url.rstrip("/") or url)
         if store is None:
-            store = BlobStore(url)
-            with self._lock:
-                self._stores[url] = store
+            raise PayloadError(
+                f"the value in {where} refers to a blob at {display_url(url)}, which is "
+                f"neither this backend's offload URL nor one of its 'offload_read_from' "
+                f"URLs: refused (a stored reference must not choose where readers fetch "
+                f"from). If blobs were written there under earlier settings, add that URL "
+                f"to offload_read_from")
         return store
 
     # -- writing -----------------------------------------------------------------------
@@ -214,7 +228,7 @@ class Pipeline:
             found.append(envelope)
             return None
         if "ref" in envelope:
-            data = self.blob_store(envelope["ref"]["url"]).get(envelope["ref"], where)
+            data = self.blob_store(envelope["ref"]["url"], where).get(envelope["ref"], where)
         else:
             data = env.unpack_bytes(envelope, where)
         if "cipher" in envelope:
@@ -264,5 +278,13 @@ class Pipeline:
         by_url: dict[str, list[str]] = {}
         for ref in refs:
             by_url.setdefault(ref["url"], []).append(ref["key"])
-        return sum(self.blob_store(url).delete(keys) for url, keys in by_url.items())
+        gone = 0
+        for url, keys in by_url.items():
+            store = self._stores.get(url.rstrip("/") or url)
+            if store is None:   # never delete where this backend does not offload
+                LOG.warning("left %d blob(s) at %s alone: not an offload URL of this "
+                            "backend", len(keys), display_url(url))
+                continue
+            gone += store.delete(keys)
+        return gone
 
