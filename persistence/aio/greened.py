@@ -1,0 +1,82 @@
+"""Native async backends: the synchronous backend's code, with a driver that awaits.
+
+A native implementation builds the *synchronous* backend over a client whose
+I/O is asynchronous (SQLAlchemy's asyncio engine; kazoo's ``*_async`` calls
+bridged to asyncio futures) and runs each connection method in a greenlet
+on the event loop (:func:`persistence.aio.bridge.run_sync`, or SQLAlchemy's
+own ``greenlet_spawn`` for its drivers).  The statements, codec, path layout
+and record logic are the synchronous backend's; only the lowest call, the
+one that would block on the network, is awaited.
+
+Each call runs to its end as a task of its own: a caller cancelled while
+waiting stops waiting at once, but the transaction is neither cut in half
+nor left unknown; the connection takes its next call once it is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from ..backends.base import Backend, Connection
+from .connection import AsyncBackend, AsyncConnection, materialize
+
+__all__ = ["GreenBackend", "GreenConnection", "Spawn"]
+
+#: Runs a synchronous callable in a greenlet on the running loop, awaiting its I/O.
+Spawn = Callable[..., Awaitable[Any]]
+
+
+def _run(conn: Connection, name: str, args: tuple, kwargs: dict) -> Any:
+    return materialize(name, getattr(conn, name)(*args, **kwargs))
+
+
+class GreenConnection(AsyncConnection):
+    """A synchronous connection of a native backend, its methods run in greenlets."""
+
+    def __init__(self, backend: GreenBackend, conn: Connection) -> None:
+        super().__init__(backend)
+        self._conn = conn
+        self._spawn = backend.spawn
+        self._lock = asyncio.Lock()
+
+    def _owner(self) -> str | None:
+        return self._conn.owner
+
+    def _set_owner(self, value: str | None) -> None:
+        self._conn.owner = value
+
+    async def _whole(self, fn: Callable[..., Any], *args: Any) -> Any:
+        await self._lock.acquire()
+        try:
+            task = asyncio.ensure_future(self._spawn(fn, *args))
+        except BaseException:
+            self._lock.release()
+            raise
+        task.add_done_callback(lambda _: self._lock.release())
+        return await asyncio.shield(task)
+
+    async def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
+        return await self._whole(_run, self._conn, name, args, kwargs)
+
+    async def close(self) -> None:
+        """Close the synchronous connection (giving back its pooled connection)."""
+        await self._whole(self._conn.close)
+
+
+class GreenBackend(AsyncBackend):
+    """A synchronous backend built over an asynchronous driver (see the module docstring)."""
+
+    io: ClassVar[str] = "native"
+
+    def __init__(self, sync: Backend, spawn: Spawn) -> None:
+        super().__init__(sync)
+        self.spawn = spawn
+
+    async def get_connection(self) -> GreenConnection:
+        """A connection of the synchronous backend (opening it does no I/O)."""
+        return GreenConnection(self, await self.spawn(self._sync.get_connection))
+
+    async def _close(self) -> None:
+        await self.spawn(self._sync.close)
