@@ -39,7 +39,7 @@ class GreenConnection(AsyncConnection):
         super().__init__(backend)
         self._conn = conn
         self._spawn = backend.spawn
-        self._lock = asyncio.Lock()
+        self._lock = backend.shared_lock or asyncio.Lock()
 
     def _owner(self) -> str | None:
         return self._conn.owner
@@ -70,9 +70,12 @@ class GreenBackend(AsyncBackend):
 
     io: ClassVar[str] = "native"
 
-    def __init__(self, sync: Backend, spawn: Spawn) -> None:
+    def __init__(self, sync: Backend, spawn: Spawn, shared: bool = False) -> None:
         super().__init__(sync)
         self.spawn = spawn
+        #: One lock for every connection, where the store is one connection (sqlite
+        #: in memory): greenlets share a thread, so the sync backend's RLock cannot.
+        self.shared_lock = asyncio.Lock() if shared else None
 
     async def get_connection(self) -> GreenConnection:
         """A connection of the synchronous backend (opening it does no I/O)."""

@@ -72,7 +72,7 @@ class AsyncSQLBackend(GreenBackend):
     """A SQL database through SQLAlchemy's asyncio engine (see the module docstring)."""
 
     def __init__(self, sync: SQLAlchemyBackend) -> None:
-        super().__init__(sync, greenlet_spawn)
+        super().__init__(sync, greenlet_spawn, shared=sync.memory)
 
     @classmethod
     def build(cls, conf: Mapping[str, Any], **kwargs: Any) -> AsyncSQLBackend | None:
