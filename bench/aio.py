@@ -148,10 +148,10 @@ def main(argv: list[str] | None = None) -> None:
                 conf = _conf(base, backend)
                 with persistence.backend(conf):
                     pass   # schema
-                for label, run in (("asyncio", lambda: asyncio.run(
-                        _async_flows(conf, args.flows, args.atoms))),
-                                   ("threads", lambda: _thread_flows(conf, args.flows,
-                                                                     args.atoms))):
+                runs = (("asyncio", lambda c=conf: asyncio.run(
+                            _async_flows(c, args.flows, args.atoms))),
+                        ("threads", lambda c=conf: _thread_flows(c, args.flows, args.atoms)))
+                for label, run in runs:
                     elapsed, lat = run()
                     print(f"{backend:10} {label:8} {args.flows} flows x {args.atoms} atoms: "
                           f"{len(lat) / elapsed:8.0f} atoms/s  save p50 {_pct(lat, .5):7.2f} ms"
