@@ -10,7 +10,7 @@ from persistence.aio import registry
 from persistence.aio.threaded import ThreadedBackend
 from persistence.backends.memory import MemoryBackend
 from persistence.backends.registry import register_backend, unregister_backend
-from persistence.exceptions import NotFound
+from persistence.exceptions import ConfigurationError, NotFound
 
 
 def test_shipped_native_table_and_entry_points_agree():
@@ -44,3 +44,18 @@ def test_calling_the_bridge_outside_run_sync_says_what_to_do():
         return 1
     with pytest.raises(RuntimeError, match="outside run_sync"):
         aio.wait(nothing())
+
+
+def test_io_chooses_threads_or_requires_a_native_implementation(tmp_path):
+    async def main():
+        be = await aio.fetch(f"sqlite:///{tmp_path}/a.db", io="threads")
+        assert isinstance(be, ThreadedBackend)
+        await be.close()
+        be = await aio.fetch(f"sqlite:///{tmp_path}/a.db", io="native")
+        assert be.io == "native"
+        await be.close()
+        with pytest.raises(ConfigurationError, match="no native async implementation"):
+            await aio.fetch({"connection": "dir", "path": str(tmp_path / "d")}, io="native")
+        with pytest.raises(ConfigurationError, match="io='fast'"):
+            await aio.fetch("memory://", io="fast")
+    asyncio.run(main())

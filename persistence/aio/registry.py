@@ -15,6 +15,10 @@ synchronous backend class's ``conf_from_url``).  Then, for backend name
 2. otherwise the synchronous backend in threads
    (:class:`~persistence.aio.threaded.ThreadedBackend`): every backend,
    third-party ones included, works under asyncio with nothing to write.
+
+``fetch(conf, io="threads")`` skips step 1 (the synchronous backend in
+threads, whatever native implementation exists); ``io="native"`` requires
+one (ConfigurationError if there is none).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..backends import registry as sync_registry
+from ..exceptions import ConfigurationError
 from .connection import AsyncBackend
 from .threaded import InlineBackend, ThreadedBackend
 
@@ -42,6 +47,8 @@ NATIVE: Mapping[str, str] = {
 #: Backends whose calls never block: run on the loop itself.
 _INLINE = frozenset({"memory"})
 _REGISTERED: dict[str, Any] = {}
+#: The values of fetch(io=...).
+IO_CHOICES = (None, "native", "threads")
 
 
 def register_async_backend(name: str, target: Any) -> None:
@@ -65,32 +72,46 @@ def _native(name: str) -> Any:
     return sync_registry._import(target) if isinstance(target, str) else target
 
 
-def _build(conf: str | Mapping[str, Any], kwargs: dict[str, Any]) -> AsyncBackend:
+def _build(conf: str | Mapping[str, Any], io: str | None,
+           kwargs: dict[str, Any]) -> AsyncBackend:
+    if io not in IO_CHOICES:
+        raise ConfigurationError(f"io={io!r}: choose one of None (native where there is an "
+                                 f"implementation), 'native' or 'threads'")
     name, url, own = sync_registry._resolve(conf)
     cls = sync_registry._load(name, sync_registry.NAMESPACE)
     backend_conf = cls.conf_from_url(url) if url is not None else {}
     backend_conf.update(own)
-    native = _native(name)
+    native = _native(name) if io != "threads" else None
     if native is not None:
         built = native.build(backend_conf, **kwargs)
         if built is not None:
             return built
+    if io == "native":
+        raise ConfigurationError(f"backend {name!r} has no native async implementation for "
+                                 f"this configuration (a driver without an async "
+                                 f"counterpart, or an engine passed in); leave io= unset to "
+                                 f"run it in threads")
     sync = cls(backend_conf, **kwargs)
     return InlineBackend(sync) if name in _INLINE else ThreadedBackend(sync)
 
 
-async def fetch(conf: str | Mapping[str, Any], **kwargs: Any) -> AsyncBackend:
+async def fetch(conf: str | Mapping[str, Any], *, io: str | None = None,
+                **kwargs: Any) -> AsyncBackend:
     """A new async backend from a URI or configuration dict (see the module docstring).
 
-    Keyword arguments go to the backend's constructor, as with :func:`persistence.fetch`.
+    ``io``: None (native where there is an implementation, else threads),
+    ``"native"`` or ``"threads"``.  Other keyword arguments go to the backend's
+    constructor, as with :func:`persistence.fetch`.
     """
-    return await asyncio.to_thread(_build, conf, kwargs)
+    return await asyncio.to_thread(_build, conf, io, kwargs)
 
 
 @contextlib.asynccontextmanager
-async def backend(conf: str | Mapping[str, Any], **kwargs: Any) -> AsyncIterator[AsyncBackend]:
-    """Fetch an async backend, upgrade its schema, yield it, close it on exit."""
-    be = await fetch(conf, **kwargs)
+async def backend(conf: str | Mapping[str, Any], *, io: str | None = None,
+                  **kwargs: Any) -> AsyncIterator[AsyncBackend]:
+    """Fetch an async backend (``io`` as :func:`fetch`), upgrade its schema, yield it,
+    close it on exit."""
+    be = await fetch(conf, io=io, **kwargs)
     try:
         conn = await be.get_connection()
         try:

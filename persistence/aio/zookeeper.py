@@ -36,11 +36,13 @@ async def _answered(async_result: Any, deadline: float) -> None:
     def wake(_: Any) -> None:
         loop.call_soon_threadsafe(lambda: answered.done() or answered.set_result(None))
     async_result.rawlink(wake)
+    # At the deadline, stop waiting: the synchronous result() reports the timeout.
+    timer = loop.call_later(max(0.0, deadline - time.monotonic()),
+                            lambda: answered.done() or answered.set_result(None))
     try:
-        await asyncio.wait_for(answered, max(0.0, deadline - time.monotonic()))
-    except asyncio.TimeoutError:
-        pass   # the synchronous result() reports the timeout in its own words
+        await answered
     finally:
+        timer.cancel()
         async_result.unlink(wake)
 
 
