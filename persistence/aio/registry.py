@@ -92,7 +92,7 @@ def _build(conf: str | Mapping[str, Any], io: str | None,
                                  f"counterpart, or an engine passed in); leave io= unset to "
                                  f"run it in threads")
     sync = cls(backend_conf, **kwargs)
-    return InlineBackend(sync) if name in _INLINE else ThreadedBackend(sync)
+    return InlineBackend(sync) if name in _INLINE and io is None else ThreadedBackend(sync)
 
 
 async def fetch(conf: str | Mapping[str, Any], *, io: str | None = None,
