@@ -22,7 +22,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import greenlet
+try:
+    import greenlet
+except ImportError as err:  # pragma: no cover - depends on the installed extras
+    from ..exceptions import MissingDependency
+    raise MissingDependency(f"persistence.aio needs greenlet ({err}): "
+                            f"pip install 'persistence[aio]'") from err
 
 __all__ = ["run_sync", "wait", "in_bridge"]
 
