@@ -2,6 +2,7 @@
 an engine of the other kind, which takes the expired claim over and finishes
 the flow without redoing what was saved."""
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ ATOMS = 12
 TTL = 1.0
 
 ASYNC_ENGINE = textwrap.dedent('''
-    import asyncio, sys
+    import asyncio, json, sys
     from persistence import aio
     from persistence.runtime.atom import Task
     async def main(conf, flow_uuid):
@@ -31,13 +32,13 @@ ASYNC_ENGINE = textwrap.dedent('''
                 if await st.get_atom_state(f"t{{i}}") != "SUCCESS":
                     await st.save(f"t{{i}}", {{"by": "async", "i": i}})
                     await asyncio.sleep(0.05)
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(json.loads(sys.argv[1]), sys.argv[2]))
 ''').format(ttl=TTL, atoms=ATOMS)
 
 SYNC_ENGINE = textwrap.dedent('''
-    import sys, time, persistence
+    import json, sys, time, persistence
     from persistence.runtime.atom import Task
-    be = persistence.fetch(sys.argv[1])
+    be = persistence.fetch(json.loads(sys.argv[1]))
     with be.get_connection() as conn:
         flow = conn.get_flow_details(sys.argv[2])
     with persistence.Storage(flow, be, owner="sync-engine", claim=True, ttl={ttl}) as st:
@@ -55,7 +56,7 @@ def _done(be, flow_uuid):
 
 
 def _kill_midway(script, uri, flow_uuid, be):
-    child = subprocess.Popen([sys.executable, "-c", script, uri, flow_uuid])
+    child = subprocess.Popen([sys.executable, "-c", script, json.dumps(uri), flow_uuid])
     try:
         deadline = time.monotonic() + 60
         while len(_done(be, flow_uuid)) < 3:
@@ -96,12 +97,15 @@ def _resume_sync(be, flow_uuid):
                 st.save(f"t{i}", {"by": "sync", "i": i})
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_uri(request, tmp_path, sql_database_factory):
+@pytest.fixture(params=["sqlite", "postgresql", "zookeeper"])
+def store_uri(request, tmp_path):
+    """The configuration of an empty store (a URI, or a dict for ZooKeeper)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/shared.db"
+    if request.param == "zookeeper":
+        return dict(request.getfixturevalue("backend_zookeeper").conf)
     from tests.fixtures.sql import _shared_url
-    return _shared_url(sql_database_factory, "postgresql")
+    return _shared_url(request.getfixturevalue("sql_database_factory"), "postgresql")
 
 
 @pytest.mark.parametrize("first", ["async", "sync"])
