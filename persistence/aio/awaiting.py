@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import bridge
-from .connection import AsyncBackend, AsyncConnection
+from .connection import METHODS, AsyncBackend, AsyncConnection
 
 __all__ = ["AwaitingBackend", "AwaitingConnection"]
 
@@ -35,10 +35,15 @@ class AwaitingConnection:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        method = getattr(self.aconn, name)
+        aconn = self.aconn
+        if name in METHODS:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                return bridge.wait(aconn._submit(name, args, kwargs))
+        else:
+            method = getattr(aconn, name)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return bridge.wait(method(*args, **kwargs))
+            def call(*args: Any, **kwargs: Any) -> Any:
+                return bridge.wait(method(*args, **kwargs))
         call.__name__ = name
         return call
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ClassVar
 
 from ..backends.base import Backend, Connection
@@ -88,6 +88,12 @@ class AsyncConnection(abc.ABC):
     @abc.abstractmethod
     async def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
         """Run the synchronous contract method ``name`` and return its (materialized) result."""
+
+    def _submit(self, name: str, args: tuple, kwargs: dict) -> Awaitable[Any]:
+        """Start contract method ``name``; what to await for its result.  An
+        implementation whose calls run as tasks of their own returns the task, so
+        the bridge (which shields what it awaits) adds no second one."""
+        return self._call(name, args, kwargs)
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -47,22 +47,20 @@ class GreenConnection(AsyncConnection):
     def _set_owner(self, value: str | None) -> None:
         self._conn.owner = value
 
-    async def _whole(self, fn: Callable[..., Any], *args: Any) -> Any:
-        await self._lock.acquire()
-        try:
-            task = asyncio.ensure_future(self._spawn(fn, *args))
-        except BaseException:
-            self._lock.release()
-            raise
-        task.add_done_callback(lambda _: self._lock.release())
-        return await asyncio.shield(task)
+    async def _locked(self, fn: Callable[..., Any], *args: Any) -> Any:
+        async with self._lock:
+            return await self._spawn(fn, *args)
+
+    def _submit(self, name: str, args: tuple, kwargs: dict) -> asyncio.Future:
+        # A task of its own: it runs to its end whoever stops waiting for it.
+        return asyncio.ensure_future(self._locked(_run, self._conn, name, args, kwargs))
 
     async def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
-        return await self._whole(_run, self._conn, name, args, kwargs)
+        return await asyncio.shield(self._submit(name, args, kwargs))
 
     async def close(self) -> None:
         """Close the synchronous connection (giving back its pooled connection)."""
-        await self._whole(self._conn.close)
+        await asyncio.shield(asyncio.ensure_future(self._locked(self._conn.close)))
 
 
 class GreenBackend(AsyncBackend):

@@ -42,23 +42,21 @@ class ThreadedConnection(AsyncConnection):
     def _set_owner(self, value: str | None) -> None:
         self._conn.owner = value
 
-    async def _in_thread(self, fn: Any, *args: Any) -> Any:
-        await self._lock.acquire()
-        try:
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(None, functools.partial(fn, *args))
-        except BaseException:
-            self._lock.release()
-            raise
-        future.add_done_callback(lambda _: self._lock.release())
-        return await asyncio.shield(future)   # cancelled: the thread still ends the call
+    async def _locked(self, fn: Any, *args: Any) -> Any:
+        async with self._lock:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(fn, *args))
+
+    def _submit(self, name: str, args: tuple, kwargs: dict) -> asyncio.Future:
+        # A task of its own: a thread cannot be stopped, so the call always ends.
+        return asyncio.ensure_future(self._locked(_run, self._conn, name, args, kwargs))
 
     async def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
-        return await self._in_thread(_run, self._conn, name, args, kwargs)
+        return await asyncio.shield(self._submit(name, args, kwargs))
 
     async def close(self) -> None:
         """Close the synchronous connection (in a thread)."""
-        await self._in_thread(self._conn.close)
+        await asyncio.shield(asyncio.ensure_future(self._locked(self._conn.close)))
 
 
 class ThreadedBackend(AsyncBackend):
