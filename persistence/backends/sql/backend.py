@@ -89,7 +89,7 @@ class SQLAlchemyBackend(Backend):
             self._engine, self._owns_engine = engine, False
         else:
             url = config.sqlalchemy_url(conf, options, driver_query)
-            self._engine, self._owns_engine = config.create_engine(url, options), True
+            self._engine, self._owns_engine = self._create_engine(url, options), True
         url = self._engine.url
         self.dialect_name = self._engine.dialect.name
         self.memory = config.is_sqlite_memory(url)
@@ -119,6 +119,10 @@ class SQLAlchemyBackend(Backend):
         self._closed = False
         #: Sessions handed out by get_connection(); close() closes those still open.
         self.sessions: weakref.WeakSet = weakref.WeakSet()
+
+    def _create_engine(self, url: sa.URL, options: Mapping[str, Any]) -> sa.Engine:
+        """The engine this backend owns (persistence.aio builds one whose driver awaits)."""
+        return config.create_engine(url, options)
 
     @classmethod
     def _driver_query(cls, conf: Mapping[str, Any]) -> dict[str, str]:

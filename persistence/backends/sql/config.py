@@ -15,7 +15,7 @@ or a dict naming the backend and its parts:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,8 +75,11 @@ def store_identity(url: sa.URL) -> str | None:
     return f"sql:{url.render_as_string(hide_password=True)}"
 
 
-def create_engine(url: sa.URL, options: Mapping[str, Any]) -> sa.Engine:
-    """A new engine for ``url``; a missing driver raises MissingDependency naming the extra."""
+def create_engine(url: sa.URL, options: Mapping[str, Any],
+                  factory: Callable[..., Any] = sa.create_engine) -> Any:
+    """A new engine for ``url``; a missing driver raises MissingDependency naming the extra.
+    ``factory`` builds it from the URL and keyword arguments (persistence.aio passes
+    SQLAlchemy's ``create_async_engine``)."""
     kwargs: dict[str, Any] = {"echo": bool(options.get("echo", False))}
     pool_keys = ("pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping")
     backend = url.get_backend_name()
@@ -97,7 +100,7 @@ def create_engine(url: sa.URL, options: Mapping[str, Any]) -> sa.Engine:
     kwargs.update({k: options[k] for k in pool_keys if k in options})
     kwargs["connect_args"] = connect_args
     try:
-        return sa.create_engine(url, **kwargs)
+        return factory(url, **kwargs)
     except sa.exc.NoSuchModuleError as err:
         raise ConfigurationError(f"SQLAlchemy has no dialect for "
                                  f"{url.drivername!r}: {err}") from None

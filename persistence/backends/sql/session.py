@@ -248,6 +248,10 @@ class Session:
             dbapi = saved = None
             if consistent and self.sqlite:
                 conn.exec_driver_sql("BEGIN")
+            elif consistent and self.postgresql and self.dialect.is_async:
+                # persistence.aio's driver: its connection's attributes cannot be set.
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, "
+                                     "READ ONLY")
             elif consistent and self.postgresql:
                 # One snapshot for all statements; psycopg puts it in its BEGIN.
                 dbapi = conn.connection.dbapi_connection
