@@ -73,7 +73,7 @@ class AsyncStorage:
                  scope_fetcher: Callable[[str], Any] | None = None, policy: str = "always",
                  *, scope_lookup: Callable[[str], Any] | None = None,
                  owner: str | None = None, claim: bool = False,
-                 ttl: float = claims.DEFAULT_TTL) -> None:
+                 ttl: float = claims.DEFAULT_TTL, at_most_once: bool = False) -> None:
         if backend is not None and not isinstance(backend, AsyncBackend):
             raise TypeError(f"backend must be a persistence.aio backend (await "
                             f"persistence.aio.fetch(...)), not {type(backend).__name__}")
@@ -83,7 +83,8 @@ class AsyncStorage:
         self._abackend = backend
         self._storage = Storage(flow_detail,
                                 AwaitingBackend(backend) if backend is not None else None,
-                                scope_fetcher, policy, scope_lookup=scope_lookup, owner=owner)
+                                scope_fetcher, policy, scope_lookup=scope_lookup, owner=owner,
+                                at_most_once=at_most_once)
         self._keeper = (AsyncClaimKeeper(backend, flow_detail.uuid, owner, ttl)
                         if claim and backend is not None else None)
         if claim and backend is None:
