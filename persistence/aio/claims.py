@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 
-from ..exceptions import ConfigurationError, NotOwner, PersistenceError
+from ..exceptions import ConfigurationError, PersistenceError
 from ..models import claim as claims
 from ..runtime.claim_keeper import RENEWALS, ClaimKeeper
 from . import bridge
@@ -69,24 +69,12 @@ class AsyncClaimKeeper(ClaimKeeper):
             sent = time.monotonic()
             try:
                 claim = await self._aconn.renew_claim(self.flow_uuid, self.owner, self.ttl)
-            except NotOwner as err:
-                with self._guard:
-                    self._lost = f"{self.owner!r} lost its claim on flow detail " \
-                                 f"{self.flow_uuid}: {err}"
-                LOG.error("%s", self._lost)
-                return
-            except PersistenceError as err:
-                LOG.warning("could not renew the claim of %r on flow detail %s (retrying): %s",
-                            self.owner, self.flow_uuid, err)
-                interval = self.ttl / (4 * RENEWALS)
+            except Exception as err:
+                interval = self._renewal_failed(err)
+                if interval is None:
+                    return
                 continue
-            except Exception:  # a bug: stop renewing, so writes fail loudly at the lease's end
-                LOG.exception("renewing the claim on flow detail %s failed", self.flow_uuid)
-                return
-            interval = self.ttl / RENEWALS
-            with self._guard:
-                self.claim = claim
-                self._held_until = max(self._held_until, sent + self.ttl)
+            interval = self._renewed(claim, sent)
 
     def release(self) -> None:
         """Give the claim up; called by Storage's close, which runs in the bridge."""

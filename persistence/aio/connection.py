@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 
 from ..backends.base import Backend, Connection
 
-__all__ = ["AsyncBackend", "AsyncConnection", "METHODS", "LISTS"]
+__all__ = ["AsyncBackend", "AsyncConnection", "OverSyncConnection", "METHODS", "LISTS",
+           "run_method"]
 
 #: The contract's methods that return iterators: their async form returns a list.
 LISTS = frozenset({"get_logbooks", "get_flows_for_book", "get_atoms_for_flow"})
@@ -55,6 +56,11 @@ def _mirror(name: str) -> Callable[..., Any]:
 def materialize(name: str, result: Any) -> Any:
     """A contract method's result as the async form returns it (iterators become lists)."""
     return list(result) if name in LISTS and isinstance(result, Iterator) else result
+
+
+def run_method(conn: Connection, name: str, args: tuple, kwargs: dict) -> Any:
+    """Call the synchronous method ``name`` of ``conn``; its result as the async form has it."""
+    return materialize(name, getattr(conn, name)(*args, **kwargs))
 
 
 class AsyncConnection(abc.ABC):
@@ -177,3 +183,33 @@ class AsyncBackend(abc.ABC):
 def new_lock() -> asyncio.Lock:
     """The lock that keeps one connection's calls one at a time."""
     return asyncio.Lock()
+
+
+class OverSyncConnection(AsyncConnection):
+    """An async connection over a synchronous one.  A subclass says how one call
+    runs (:meth:`_locked`: one at a time); each runs as a task of its own, to its
+    end, whoever stops waiting for it."""
+
+    def __init__(self, backend: AsyncBackend, conn: Connection) -> None:
+        super().__init__(backend)
+        self._conn = conn
+
+    def _owner(self) -> str | None:
+        return self._conn.owner
+
+    def _set_owner(self, value: str | None) -> None:
+        self._conn.owner = value
+
+    @abc.abstractmethod
+    async def _locked(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` the way this connection does I/O, after any call before it."""
+
+    def _submit(self, name: str, args: tuple, kwargs: dict) -> asyncio.Future:
+        return asyncio.ensure_future(self._locked(run_method, self._conn, name, args, kwargs))
+
+    async def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
+        return await asyncio.shield(self._submit(name, args, kwargs))
+
+    async def close(self) -> None:
+        """Close the synchronous connection (giving back what it holds)."""
+        await asyncio.shield(asyncio.ensure_future(self._locked(self._conn.close)))

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from ..backends.base import Backend, Connection
-from .connection import AsyncBackend, AsyncConnection, materialize
+from .connection import AsyncBackend, OverSyncConnection
 
 __all__ = ["GreenBackend", "GreenConnection", "Spawn"]
 
@@ -28,39 +28,17 @@ __all__ = ["GreenBackend", "GreenConnection", "Spawn"]
 Spawn = Callable[..., Awaitable[Any]]
 
 
-def _run(conn: Connection, name: str, args: tuple, kwargs: dict) -> Any:
-    return materialize(name, getattr(conn, name)(*args, **kwargs))
-
-
-class GreenConnection(AsyncConnection):
+class GreenConnection(OverSyncConnection):
     """A synchronous connection of a native backend, its methods run in greenlets."""
 
     def __init__(self, backend: GreenBackend, conn: Connection) -> None:
-        super().__init__(backend)
-        self._conn = conn
+        super().__init__(backend, conn)
         self._spawn = backend.spawn
         self._lock = backend.shared_lock or asyncio.Lock()
-
-    def _owner(self) -> str | None:
-        return self._conn.owner
-
-    def _set_owner(self, value: str | None) -> None:
-        self._conn.owner = value
 
     async def _locked(self, fn: Callable[..., Any], *args: Any) -> Any:
         async with self._lock:
             return await self._spawn(fn, *args)
-
-    def _submit(self, name: str, args: tuple, kwargs: dict) -> asyncio.Future:
-        # A task of its own: it runs to its end whoever stops waiting for it.
-        return asyncio.ensure_future(self._locked(_run, self._conn, name, args, kwargs))
-
-    async def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
-        return await asyncio.shield(self._submit(name, args, kwargs))
-
-    async def close(self) -> None:
-        """Close the synchronous connection (giving back its pooled connection)."""
-        await asyncio.shield(asyncio.ensure_future(self._locked(self._conn.close)))
 
 
 class GreenBackend(AsyncBackend):

@@ -19,44 +19,23 @@ import functools
 from typing import Any, ClassVar
 
 from ..backends.base import Backend, Connection
-from .connection import AsyncBackend, AsyncConnection, materialize
+from .connection import AsyncBackend, AsyncConnection, OverSyncConnection, run_method
 
 __all__ = ["ThreadedBackend", "ThreadedConnection", "InlineBackend", "InlineConnection"]
 
 
-def _run(conn: Connection, name: str, args: tuple, kwargs: dict) -> Any:
-    return materialize(name, getattr(conn, name)(*args, **kwargs))
-
-
-class ThreadedConnection(AsyncConnection):
-    """A synchronous connection whose calls run in a thread, one at a time."""
+class ThreadedConnection(OverSyncConnection):
+    """A synchronous connection whose calls run in a thread, one at a time (a thread
+    cannot be stopped: a call always ends)."""
 
     def __init__(self, backend: AsyncBackend, conn: Connection) -> None:
-        super().__init__(backend)
-        self._conn = conn
+        super().__init__(backend, conn)
         self._lock = asyncio.Lock()
-
-    def _owner(self) -> str | None:
-        return self._conn.owner
-
-    def _set_owner(self, value: str | None) -> None:
-        self._conn.owner = value
 
     async def _locked(self, fn: Any, *args: Any) -> Any:
         async with self._lock:
             return await asyncio.get_running_loop().run_in_executor(
                 None, functools.partial(fn, *args))
-
-    def _submit(self, name: str, args: tuple, kwargs: dict) -> asyncio.Future:
-        # A task of its own: a thread cannot be stopped, so the call always ends.
-        return asyncio.ensure_future(self._locked(_run, self._conn, name, args, kwargs))
-
-    async def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
-        return await asyncio.shield(self._submit(name, args, kwargs))
-
-    async def close(self) -> None:
-        """Close the synchronous connection (in a thread)."""
-        await asyncio.shield(asyncio.ensure_future(self._locked(self._conn.close)))
 
 
 class ThreadedBackend(AsyncBackend):
@@ -89,7 +68,7 @@ class InlineConnection(AsyncConnection):
         self._conn.owner = value
 
     async def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
-        return _run(self._conn, name, args, kwargs)
+        return run_method(self._conn, name, args, kwargs)
 
     async def close(self) -> None:
         """Close the synchronous connection."""

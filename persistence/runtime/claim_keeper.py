@@ -90,24 +90,35 @@ class ClaimKeeper:
             sent = time.monotonic()
             try:
                 claim = self._conn.renew_claim(self.flow_uuid, self.owner, self.ttl)
-            except NotOwner as err:
-                with self._guard:
-                    self._lost = f"{self.owner!r} lost its claim on flow detail " \
-                                 f"{self.flow_uuid}: {err}"
-                LOG.error("%s", self._lost)
-                return
-            except PersistenceError as err:
-                LOG.warning("could not renew the claim of %r on flow detail %s (retrying): %s",
-                            self.owner, self.flow_uuid, err)
-                interval = self.ttl / (4 * RENEWALS)
+            except Exception as err:
+                interval = self._renewal_failed(err)
+                if interval is None:
+                    return
                 continue
-            except Exception:  # a bug: stop renewing, so writes fail loudly at the lease's end
-                LOG.exception("renewing the claim on flow detail %s failed", self.flow_uuid)
-                return
-            interval = self.ttl / RENEWALS
+            interval = self._renewed(claim, sent)
+
+    def _renewed(self, claim: Claim, sent: float) -> float:
+        """Take a renewal sent at ``sent`` (monotonic); the wait before the next one."""
+        with self._guard:
+            self.claim = claim
+            self._held_until = max(self._held_until, sent + self.ttl)
+        return self.ttl / RENEWALS
+
+    def _renewal_failed(self, err: Exception) -> float | None:
+        """After a failed renewal: the wait before trying again, or None to stop (the
+        claim was taken over; or a bug, so that writes fail loudly at the lease's end)."""
+        if isinstance(err, NotOwner):
             with self._guard:
-                self.claim = claim
-                self._held_until = max(self._held_until, sent + self.ttl)
+                self._lost = (f"{self.owner!r} lost its claim on flow detail "
+                              f"{self.flow_uuid}: {err}")
+            LOG.error("%s", self._lost)
+            return None
+        if isinstance(err, PersistenceError):
+            LOG.warning("could not renew the claim of %r on flow detail %s (retrying): %s",
+                        self.owner, self.flow_uuid, err)
+            return self.ttl / (4 * RENEWALS)
+        LOG.error("renewing the claim on flow detail %s failed", self.flow_uuid, exc_info=err)
+        return None
 
     # -- the end -----------------------------------------------------------
     def release(self) -> None:

@@ -37,8 +37,9 @@ def begin_with(session: RawHost, conn: sa.Connection, sql: str) -> None:
     else:
         conn.connection.dbapi_connection.execute(sql)
 
+
 def executemany(session: RawHost, conn: sa.Connection, statement: sa.Executable,
-            params: list[dict[str, Any]]) -> int:
+                params: list[dict[str, Any]]) -> int:
     """Run ``statement`` once per parameter set (one executemany); return the
     rows matched.  Skips SQLAlchemy's per-row work when nobody listens."""
     raw = session.backend.raw(statement)
@@ -54,8 +55,9 @@ def executemany(session: RawHost, conn: sa.Connection, statement: sa.Executable,
     finally:
         cursor.close()
 
+
 def execute_more(session: RawHost, conn: sa.Connection, statement: sa.Executable,
-             params: dict[str, Any]) -> int:
+                 params: dict[str, Any]) -> int:
     """Run ``statement`` in the transaction :func:`execute_raw` began (no commit);
     a failure rolls that transaction back."""
     raw = session.backend.raw(statement)
@@ -65,20 +67,14 @@ def execute_more(session: RawHost, conn: sa.Connection, statement: sa.Executable
         return conn.exec_driver_sql(raw.sql, raw.params(params)).rowcount
     dbapi = conn.connection.dbapi_connection
     try:
-        if session.sqlite:
-            return dbapi.execute(raw.sql, raw.params(params)).rowcount
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(raw.sql, raw.params(params))
-            return cursor.rowcount
-        finally:
-            cursor.close()
+        return _rows(session, dbapi, raw.sql, raw.params(params))
     except BaseException:
         dbapi.rollback()
         raise
 
+
 def execute_raw(session: RawHost, conn: sa.Connection, statement: sa.Executable,
-            params: dict[str, Any]) -> tuple[int, Callable[[], None]]:
+                params: dict[str, Any]) -> tuple[int, Callable[[], None]]:
     """Run ``statement`` as its own transaction on the DBAPI cursor when nobody
     listens to statements; return (rowcount, commit function)."""
     raw = session.backend.raw(statement)
@@ -88,19 +84,21 @@ def execute_raw(session: RawHost, conn: sa.Connection, statement: sa.Executable,
         result = conn.exec_driver_sql(raw.sql, raw.params(params))
         return result.rowcount, conn.commit
     dbapi = conn.connection.dbapi_connection
-    if session.sqlite:  # sqlite3 makes, runs and drops the cursor in C
-        try:
-            return dbapi.execute(raw.sql, raw.params(params)).rowcount, dbapi.commit
-        except BaseException:
-            dbapi.rollback()
-            raise
-    cursor = dbapi.cursor()
     try:
-        cursor.execute(raw.sql, raw.params(params))
-        return cursor.rowcount, dbapi.commit
+        return _rows(session, dbapi, raw.sql, raw.params(params)), dbapi.commit
     except BaseException:
         dbapi.rollback()
         raise
+
+
+def _rows(session: RawHost, dbapi: Any, sql: str, params: Any) -> int:
+    """Run ``sql`` on the DBAPI connection; the rows it matched."""
+    if session.sqlite:  # sqlite3 makes, runs and drops the cursor in C
+        return dbapi.execute(sql, params).rowcount
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.rowcount
     finally:
         cursor.close()
 
@@ -119,11 +117,6 @@ def update_autocommit(session: RawHost, conn: sa.Connection, statement: sa.Execu
         return None
     dbapi.autocommit = True
     try:
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(raw.sql, raw.params(params))
-            return cursor.rowcount
-        finally:
-            cursor.close()
+        return _rows(session, dbapi, raw.sql, raw.params(params))
     finally:
         dbapi.autocommit = False
