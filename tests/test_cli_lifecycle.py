@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
@@ -96,3 +97,17 @@ def test_purge_needs_a_cutoff_and_a_positive_batch(store):
     assert code == 2 and "--batch-size must be at least 1" in err
     code, _, err = call("purge", uri, "--finished-before", "yesterday")
     assert code == 2 and "not a time" in err
+
+
+def test_printing_the_upgrade_sql_of_a_sqlite_file_changes_nothing(tmp_path):
+    missing = tmp_path / "missing.db"
+    code, out, _ = call("upgrade", "--sql", f"sqlite:///{missing}")
+    assert code == 0 and "CREATE TABLE" in out
+    assert not missing.exists()                       # read-only: nothing created
+    legacy = tmp_path / "legacy.db"
+    with sqlite3.connect(legacy) as raw:             # a rollback-journal file, no schema
+        raw.execute("CREATE TABLE unrelated (x)")
+    header = legacy.read_bytes()[:100]
+    code, out, _ = call("upgrade", "--sql", f"sqlite:///{legacy}")
+    assert code == 0 and "CREATE TABLE" in out
+    assert legacy.read_bytes()[:100] == header        # not switched to WAL

@@ -221,7 +221,15 @@ class SQLAlchemyBackend(Backend):
         return self._revision("look for the persistence schema") is not None
 
     def schema_revision(self) -> str | None:
-        """The Alembic migration the database is at (None: an empty database)."""
+        """The Alembic migration the database is at (None: an empty database).
+
+        Reads only: a sqlite file is read through a read-only connection, so a
+        missing file is not created and a file in another journal mode is left
+        in it (the backend's own connections switch a file to WAL).
+        """
+        if self.dialect_name == "sqlite" and not self.memory:
+            path = self.engine.url.database or ""
+            return migrate.sqlite_file_revision(path) if os.path.isfile(path) else None
         return self._revision("read the schema version")
 
     def _revision(self, what: str) -> str | None:
