@@ -7,10 +7,11 @@ interrupted), every value through the store.  Sync and asyncio engines share
 stores: ``tests/test_aio_demo.py`` SIGKILLs this engine half-way through the
 demo flow and resumes it with the sync demo engine, and the other way round.
 
-Run it as the demo's child runs (the backend URI from
-``PERSISTENCE_DEMO_BACKEND``, so a password never shows in a process list)::
+Run it with the arguments of the demo's child (the backend URI from
+``PERSISTENCE_URI``, as the CLI takes it, so a password never shows in a
+process list)::
 
-    PERSISTENCE_DEMO_BACKEND=sqlite:///demo.db \\
+    PERSISTENCE_URI=sqlite:///demo.db \\
         python examples/asyncio_engine.py --flow FLOW_UUID --journal run.log \\
         --report outcomes.json [--crash-after N]
 
@@ -31,8 +32,10 @@ from typing import Any
 
 from persistence import aio, states
 from persistence.models.failure import Failure
-from persistence.tools.demo import ENV_BACKEND, build_flow
+from persistence.tools.demo import build_flow
 from persistence.tools.engine import RAN, SKIPPED, plan
+
+ENV_URI = "PERSISTENCE_URI"
 
 
 async def run_flow(tasks: list[Any], storage: aio.AsyncStorage,
@@ -100,7 +103,7 @@ async def main(argv: list[str]) -> int:
         finished += 1
         print(f"{name} = {result!r}", flush=True)
 
-    async with aio.backend(os.environ[ENV_BACKEND]) as be:
+    async with aio.backend(os.environ[ENV_URI]) as be:
         conn = await be.get_connection()
         try:
             flow = await conn.get_flow_details(args.flow)

@@ -34,8 +34,9 @@ def _run(cmd: list[str], uri: str, flow_uuid: str, journal: str, report: str,
     args = [*cmd, "--flow", flow_uuid, "--journal", journal, "--report", report]
     if crash_after is not None:
         args += ["--crash-after", str(crash_after)]
-    return subprocess.run(args, env=dict(os.environ, **{demo.ENV_BACKEND: uri}),
-                          capture_output=True, text=True, timeout=180)
+    # The sync demo child reads its own variable, the example the CLI's.
+    env = dict(os.environ, **{demo.ENV_BACKEND: uri, "PERSISTENCE_URI": uri})
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
