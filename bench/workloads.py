@@ -255,24 +255,34 @@ class WriteCounter:
     checks inside either library still hold; :meth:`restore` undoes it.
     """
 
-    METHODS = ("save_logbook", "update_flow_details", "update_atom_details")
+    #: ``update_atom_details_nowait`` (persistence's RUNNING marks) where the
+    #: connection has it; a write made inside another counted one counts once.
+    METHODS = ("save_logbook", "update_flow_details", "update_atom_details",
+               "update_atom_details_nowait")
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.calls = dict.fromkeys(self.METHODS, 0)
+        self._depth = 0
         self._orig = backend.get_connection
         backend.get_connection = self._get_connection
 
     def _get_connection(self) -> Any:
         conn = self._orig()
         for name in self.METHODS:
-            setattr(conn, name, self._wrap(name, getattr(conn, name)))
+            if hasattr(conn, name):
+                setattr(conn, name, self._wrap(name, getattr(conn, name)))
         return conn
 
     def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return fn(*args, **kwargs)
+            if not self._depth:
+                self.calls[name] += 1
+            self._depth += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
         return counted
 
     @property
