@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 __all__ = ["RawHost", "begin_with", "executemany", "execute_more", "execute_raw",
-           "update_autocommit"]
+           "autocommit_form", "run_autocommit"]
 
 
 class RawHost(Protocol):
@@ -103,18 +103,24 @@ def _rows(session: RawHost, dbapi: Any, sql: str, params: Any) -> int:
         cursor.close()
 
 
-def update_autocommit(session: RawHost, conn: sa.Connection, statement: sa.Executable,
-                      params: dict[str, Any]) -> int | None:
-    """PostgreSQL (psycopg 3): run one statement as its own implicit transaction
-    (autocommit): one round trip, where BEGIN, statement and COMMIT take three.
-    The rows matched; None when it cannot run that way (someone listens to
-    statements, another driver, a transaction is open), for the caller's usual path."""
+def autocommit_form(session: RawHost, conn: sa.Connection,
+                    statement: sa.Executable) -> Any | None:
+    """PostgreSQL (psycopg 3): ``statement`` compiled to run as its own implicit
+    transaction (:func:`run_autocommit`); None when it cannot run that way
+    (someone listens to statements, another driver, a transaction is open)."""
     raw = session.backend.raw(statement)
     if raw is None or session.dialect.driver != "psycopg" or session.instrumented(conn):
         return None
-    dbapi = conn.connection.dbapi_connection
-    if dbapi.info.transaction_status != 0:   # not idle (psycopg.pq.TransactionStatus)
+    if conn.connection.dbapi_connection.info.transaction_status != 0:   # not idle
         return None
+    return raw
+
+
+def run_autocommit(session: RawHost, conn: sa.Connection, raw: Any,
+                   params: dict[str, Any]) -> int:
+    """Run ``raw`` (from :func:`autocommit_form`) in autocommit: one round trip,
+    where BEGIN, statement and COMMIT take three; the rows matched."""
+    dbapi = conn.connection.dbapi_connection
     dbapi.autocommit = True
     try:
         return _rows(session, dbapi, raw.sql, raw.params(params))

@@ -321,13 +321,13 @@ class Session:
             nonlocal pending
             if pending and self.committed(conn, check, txn):
                 return
-            rowcount = None
-            if self.postgresql and then is None:
+            raw = (rawpath.autocommit_form(self, conn, statement)
+                   if self.postgresql and then is None else None)
+            if raw is not None:
                 pending = True   # sent as its own transaction: it may commit
-                rowcount = rawpath.update_autocommit(self, conn, statement, params)
-                if rowcount == 1:
+                if rawpath.run_autocommit(self, conn, raw, params) == 1:
                     return
-            if rowcount is None:
+            else:
                 if then is not None and self.sqlite:   # two statements: one transaction
                     rawpath.begin_with(self, conn, "BEGIN")
                 rowcount, commit = rawpath.execute_raw(self, conn, statement, params)
