@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 
-from ..exceptions import ConfigurationError, PersistenceError
+from ..exceptions import PersistenceError
 from ..models import claim as claims
 from ..runtime.claim_keeper import RENEWALS, ClaimKeeper
 from . import bridge
@@ -32,16 +31,9 @@ class AsyncClaimKeeper(ClaimKeeper):
     def __init__(self, backend: AsyncBackend, flow_uuid: str, owner: str,
                  ttl: float = claims.DEFAULT_TTL) -> None:
         # ClaimKeeper.__init__ claims at once, synchronously: not called here.
-        self.flow_uuid = flow_uuid
-        self.owner = owner
-        self.ttl = claims.check_claim(flow_uuid, owner, ttl)
-        if not backend.supports_claims:
-            raise ConfigurationError(f"{type(backend.sync_backend).__name__} does not support "
-                                     f"flow claims (its supports_claims flag is False): claim "
-                                     f"nothing, or use a backend that does")
+        self._lease(flow_uuid, owner, ttl, backend.supports_claims,
+                    type(backend.sync_backend).__name__)
         self._backend = backend
-        self._guard = threading.Lock()
-        self._lost: str | None = None
         self._held_until = 0.0
         self._aconn: AsyncConnection | None = None
         self._task: asyncio.Task | None = None

@@ -42,17 +42,9 @@ class ClaimKeeper:
 
     def __init__(self, backend: Backend, flow_uuid: str, owner: str,
                  ttl: float = claims.DEFAULT_TTL) -> None:
-        self.flow_uuid = flow_uuid
-        self.owner = owner
-        self.ttl = claims.check_claim(flow_uuid, owner, ttl)
-        if not backend.supports_claims:
-            raise ConfigurationError(f"{type(backend).__name__} does not support flow claims "
-                                     f"(its supports_claims flag is False): claim nothing, "
-                                     f"or use a backend that does")
+        self._lease(flow_uuid, owner, ttl, backend.supports_claims, type(backend).__name__)
         self._conn = backend.get_connection()
-        self._guard = threading.Lock()
         self._stop = threading.Event()
-        self._lost: str | None = None
         sent = time.monotonic()
         try:
             self.claim: Claim = self._conn.claim_flow(flow_uuid, owner, self.ttl)
@@ -66,6 +58,20 @@ class ClaimKeeper:
         self._thread = threading.Thread(target=self._renew_loop, daemon=True,
                                         name=f"persistence-claim-{flow_uuid}")
         self._thread.start()
+
+    def _lease(self, flow_uuid: str, owner: str, ttl: float, supported: bool,
+               backend_name: str) -> None:
+        """The checked claim arguments and the empty lease every keeper starts from;
+        ConfigurationError when the backend (``backend_name``) keeps no claims."""
+        self.flow_uuid = flow_uuid
+        self.owner = owner
+        self.ttl = claims.check_claim(flow_uuid, owner, ttl)
+        if not supported:
+            raise ConfigurationError(f"{backend_name} does not support flow claims (its "
+                                     f"supports_claims flag is False): claim nothing, or use "
+                                     f"a backend that does")
+        self._guard = threading.Lock()
+        self._lost: str | None = None
 
     # -- the lease ---------------------------------------------------------
     @property
