@@ -26,13 +26,12 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 from typing import Any
 
 from persistence import aio, states
 from persistence.models.failure import Failure
-from persistence.tools.demo import build_flow
+from persistence.tools.demo import build_flow, journaled
 from persistence.tools.engine import RAN, SKIPPED, plan
 
 ENV_URI = "PERSISTENCE_URI"
@@ -84,25 +83,8 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--report", required=True)
     parser.add_argument("--crash-after", type=int, default=None)
     args = parser.parse_args(argv)
-    finished = 0
     tasks = build_flow()
-    for task in tasks:
-        def execute(task: Any = task, **kwargs: Any) -> Any:
-            with open(args.journal, "a", encoding="utf-8") as fh:
-                fh.write(f"{task.name} {os.getpid()}\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            if args.crash_after is not None and finished == args.crash_after:
-                print(f"{task.name} started … SIGKILL", flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)
-            return task.fn(**kwargs)
-        task.execute = execute
-
-    def done(name: str, result: Any) -> None:
-        nonlocal finished
-        finished += 1
-        print(f"{name} = {result!r}", flush=True)
-
+    done = journaled(tasks, args.journal, args.crash_after)   # as the sync demo's child
     async with aio.backend(os.environ[ENV_URI]) as be:
         conn = await be.get_connection()
         try:

@@ -43,8 +43,8 @@ from ..runtime.atom import Task
 from ..runtime.storage import Storage
 from .engine import RAN, Engine
 
-__all__ = ["DEFAULT_BACKEND", "COUNT", "build_flow", "run_demo", "DemoReport", "DemoRow",
-           "DemoFailed"]
+__all__ = ["DEFAULT_BACKEND", "COUNT", "build_flow", "journaled", "run_demo", "DemoReport",
+           "DemoRow", "DemoFailed"]
 
 DEFAULT_BACKEND = "sqlite:///persistence-demo.db"
 DEFAULT_CRASH_AFTER = 3
@@ -88,25 +88,21 @@ def build_flow() -> list[DemoTask]:
 
 # -- the child process ---------------------------------------------------------
 
-def _child(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m persistence.tools.demo")
-    parser.add_argument("--flow", required=True)
-    parser.add_argument("--journal", required=True)
-    parser.add_argument("--report", required=True)
-    parser.add_argument("--crash-after", type=int, default=None)
-    args = parser.parse_args(argv)
+def journaled(tasks: list[DemoTask], journal: str,
+              crash_after: int | None) -> Callable[[str, Any], None]:
+    """Make each task append its name and pid to ``journal`` as it starts (so a report
+    can prove what ran twice), and SIGKILL the process in the middle of the task
+    after the first ``crash_after`` finished; return the ``on_done(name, result)``
+    an engine calls after each saved result (it counts them and prints the result)."""
     finished = 0
-
-    def journal(name: str) -> None:
-        with open(args.journal, "a", encoding="utf-8") as fh:
-            fh.write(f"{name} {os.getpid()}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def executing(task: DemoTask) -> Callable[..., Any]:
         def execute(**kwargs: Any) -> Any:
-            journal(task.name)
-            if args.crash_after is not None and finished == args.crash_after:
+            with open(journal, "a", encoding="utf-8") as fh:
+                fh.write(f"{task.name} {os.getpid()}\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            if crash_after is not None and finished == crash_after:
                 print(f"{task.name} started … SIGKILL", flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
             return task.fn(**kwargs)
@@ -117,9 +113,20 @@ def _child(argv: list[str]) -> int:
         finished += 1
         print(f"{name} = {result!r}", flush=True)
 
-    tasks = build_flow()
     for task in tasks:
         task.execute = executing(task)
+    return done
+
+
+def _child(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m persistence.tools.demo")
+    parser.add_argument("--flow", required=True)
+    parser.add_argument("--journal", required=True)
+    parser.add_argument("--report", required=True)
+    parser.add_argument("--crash-after", type=int, default=None)
+    args = parser.parse_args(argv)
+    tasks = build_flow()
+    done = journaled(tasks, args.journal, args.crash_after)
     with loading.backend(os.environ[ENV_BACKEND]) as be:
         with contextlib.closing(be.get_connection()) as conn:
             flow = conn.get_flow_details(args.flow)
