@@ -89,28 +89,54 @@ def _payloads(n: int) -> list[str]:
     return out
 
 
+#: The history row a write records (the columns of our history table).
+_HISTORY_COLUMNS = ("uuid", "kind", "name", "flow_uuid", "old_state", "new_state",
+                    "intention", "revision", "at_ns", "owner", "event")
+
+
+def _history_ddl(id_column: str) -> list[str]:
+    """The floor's history table, typed and indexed like ours (by flow, then id)."""
+    types = {"name": "TEXT", "revision": "INTEGER", "at_ns": "BIGINT"}
+    columns = ", ".join(f"{c} {types.get(c, 'VARCHAR(255)')}" for c in _HISTORY_COLUMNS)
+    return [f"CREATE TABLE w7_floor_history ({id_column}, {columns})",
+            "CREATE INDEX w7_floor_history_flow ON w7_floor_history (flow_uuid, id)"]
+
+
 def _sql_update(conn: Any, ph: str, begin: Callable[[], None], commit: Callable[[], None],
-                create: str) -> Callable[[str], None]:
-    """Create the floor table; return one UPDATE + COMMIT of its one row."""
+                create: str, history: list[str] | None = None) -> Callable[[str], None]:
+    """Create the floor table; return one UPDATE + COMMIT of its one row (with
+    ``history``, the DDL of a history table: an INSERT of its history row too)."""
     cur = conn.cursor()
-    cur.execute(create)
-    key = str(uuid.uuid4())
+    table = "w7_floor_h" if history else "w7_floor"
+    cur.execute(create.replace("w7_floor", table))
+    for ddl in history or ():
+        cur.execute(ddl)
+    key, flow = str(uuid.uuid4()), str(uuid.uuid4())
     begin()
-    cur.execute(f"INSERT INTO w7_floor (uuid, data) VALUES ({ph}, {ph})", (key, "{}"))
+    cur.execute(f"INSERT INTO {table} (uuid, data) VALUES ({ph}, {ph})", (key, "{}"))
     commit()
+    log = (f"INSERT INTO w7_floor_history ({', '.join(_HISTORY_COLUMNS)}) VALUES "
+           f"({', '.join([ph] * len(_HISTORY_COLUMNS))})")
 
     def update(data: str) -> None:
         begin()
-        cur.execute(f"UPDATE w7_floor SET data = {ph} WHERE uuid = {ph}", (data, key))
+        cur.execute(f"UPDATE {table} SET data = {ph} WHERE uuid = {ph}", (data, key))
+        if history:
+            cur.execute(log, (key, "atom", "w7-atom", flow, "RUNNING", "SUCCESS", "EXECUTE",
+                              7, time.time_ns(), None, "write"))
         commit()
     return update
 
 
 @contextlib.contextmanager
-def _one_write(backend_name: str, conf: dict[str, Any], workdir: str
+def _one_write(backend_name: str, conf: dict[str, Any], workdir: str, history: bool = False
                ) -> Iterator[tuple[Callable[[str], None], str]]:
-    """(one durable write of an atom record, what it is) for ``backend_name``."""
+    """(one durable write of an atom record, what it is) for ``backend_name``; with
+    ``history``, the write also records its history entry as ours does (SQL: a row
+    in an indexed history table, same transaction; ZooKeeper: a sequential node in
+    the same multi)."""
     table = "CREATE TABLE w7_floor (uuid VARCHAR(36) PRIMARY KEY, data TEXT)"
+    also = " + history INSERT" if history else ""
     if backend_name == "memory":
         record = atom_record()
         yield (lambda _data: json.dumps(record, separators=(",", ":"))), "json.dumps"
@@ -135,8 +161,9 @@ def _one_write(backend_name: str, conf: dict[str, Any], workdir: str
             conn.execute(f"PRAGMA journal_mode={settings['journal_mode']}")
             conn.execute(f"PRAGMA synchronous={int(settings['synchronous'])}")
             update = _sql_update(conn, "?", lambda: conn.execute("BEGIN"),
-                                 lambda: conn.execute("COMMIT"), table)
-            yield update, (f"sqlite UPDATE + COMMIT ({settings['journal_mode']}, "
+                                 lambda: conn.execute("COMMIT"), table,
+                                 _history_ddl("id INTEGER PRIMARY KEY") if history else None)
+            yield update, (f"sqlite UPDATE{also} + COMMIT ({settings['journal_mode']}, "
                            f"synchronous={settings['synchronous']})")
         finally:
             conn.close()
@@ -146,8 +173,9 @@ def _one_write(backend_name: str, conf: dict[str, Any], workdir: str
         with psycopg.connect(host=url.hostname, port=url.port or 5432,
                              user=unquote(url.username or ""),
                              dbname=url.path.lstrip("/")) as conn:
-            update = _sql_update(conn, "%s", lambda: None, conn.commit, table)
-            yield update, "PostgreSQL UPDATE + COMMIT (psycopg 3)"
+            update = _sql_update(conn, "%s", lambda: None, conn.commit, table,
+                                 _history_ddl("id BIGSERIAL PRIMARY KEY") if history else None)
+            yield update, f"PostgreSQL UPDATE{also} + COMMIT (psycopg 3)"
     elif backend_name == "mysql":
         import pymysql
         url = urlsplit(conf["connection"])
@@ -155,19 +183,32 @@ def _one_write(backend_name: str, conf: dict[str, Any], workdir: str
                                user=unquote(url.username or ""),
                                database=url.path.lstrip("/"), autocommit=False)
         try:
-            update = _sql_update(conn, "%s", lambda: None, conn.commit,
-                                 table.replace("TEXT)", "MEDIUMTEXT) ENGINE=InnoDB"))
-            yield update, "MariaDB UPDATE + COMMIT (PyMySQL)"
+            update = _sql_update(
+                conn, "%s", lambda: None, conn.commit,
+                table.replace("TEXT)", "MEDIUMTEXT) ENGINE=InnoDB"),
+                _history_ddl("id BIGINT AUTO_INCREMENT PRIMARY KEY") if history else None)
+            yield update, f"MariaDB UPDATE{also} + COMMIT (PyMySQL)"
         finally:
             conn.close()
     elif backend_name == "zookeeper":
         from kazoo.client import KazooClient
         client = KazooClient(hosts=conf["hosts"], timeout=15)
         client.start(timeout=15)
-        node = f"{conf['path']}-w7-floor"
+        node = f"{conf['path']}-w7-floor{'-h' if history else ''}"
         try:
             client.create(node, b"{}", makepath=True)
-            yield (lambda data: client.set(node, data.encode())), "kazoo set"
+            if not history:
+                yield (lambda data: client.set(node, data.encode())), "kazoo set"
+                return
+            entry = json.dumps(dict.fromkeys(_HISTORY_COLUMNS, "w7")).encode()
+
+            def logged(data: str) -> None:
+                txn = client.transaction()
+                txn.set_data(node, data.encode())
+                txn.create(f"{node}/h-", entry, sequence=True)
+                if any(isinstance(r, Exception) for r in txn.commit()):
+                    raise RuntimeError("the floor's multi failed")
+            yield logged, "kazoo multi (set + sequential history node)"
         finally:
             client.stop()
             client.close()
@@ -175,11 +216,15 @@ def _one_write(backend_name: str, conf: dict[str, Any], workdir: str
         raise ValueError(f"unknown backend {backend_name!r}")
 
 
+#: The stores whose floor is also measured with a history entry per write.
+HISTORY_FLOORS = ("sqlite", "postgresql", "mysql", "zookeeper")
+
+
 def floor_round(backend_name: str, conf: dict[str, Any], ops: int, warmup: int,
-                workdir: str) -> dict[str, Any]:
+                workdir: str, history: bool = False) -> dict[str, Any]:
     """Seconds per raw durable write (the one-commit floor) over ``ops`` writes."""
     payloads = _payloads(warmup + ops)
-    with _one_write(backend_name, conf, workdir) as (write, what):
+    with _one_write(backend_name, conf, workdir, history) as (write, what):
         for data in payloads[:warmup]:
             write(data)
         start = time.perf_counter()
@@ -196,6 +241,9 @@ def run_round(api: Any, backend: Any, backend_name: str, conf: dict[str, Any], a
     from .workloads import describe
     jobs: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("floor", lambda: floor_round(backend_name, conf, atoms, warmup, workdir))]
+    if backend_name in HISTORY_FLOORS:
+        jobs.append(("floor_history", lambda: floor_round(backend_name, conf, atoms, warmup,
+                                                          workdir, history=True)))
     for mode in modes():
         jobs.append((mode, lambda m=mode: storage_round(api, backend, m, atoms, warmup, rep)))
     shift = rep % len(jobs)

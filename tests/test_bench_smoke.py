@@ -81,9 +81,13 @@ def test_quick_w6_w7_on_memory_and_sqlite(tmp_path):
         for rep, one in enumerate(rounds):
             got = one["results"]["W7"]
             assert got["modes"] == modes
-            assert sorted(got["order"]) == sorted(["floor"] + modes)
-            assert got["order"][0] == (["floor"] + modes)[rep % (1 + len(modes))]
-            assert got["floor"]["ops"] == w7["atoms"] and got["floor"]["per_op_s"] > 0
+            jobs = ["floor"] + (["floor_history"] if backend == "sqlite" else []) + modes
+            assert sorted(got["order"]) == sorted(jobs)
+            assert got["order"][0] == jobs[rep % len(jobs)]
+            for floor in jobs[:-len(modes)]:
+                assert got[floor]["ops"] == w7["atoms"] and got[floor]["per_op_s"] > 0
+            if backend == "sqlite":  # the same write recording its history row
+                assert "history INSERT" in got["floor_history"]["what"]
             for mode in modes:
                 assert got[mode]["atoms"] == w7["atoms"] and got[mode]["per_atom_s"] > 0
     assert "postgresql" not in w7["dbos"]["databases"]  # not among --backends
@@ -104,6 +108,7 @@ def test_quick_w6_w7_on_memory_and_sqlite(tmp_path):
     assert {"errors", "lock_errors", "error_lines"} <= set(shared)
     text = report.read_text()
     for heading in ("## W7: per-atom checkpoint", "## W6: concurrent flows",
+                    "floor + history entry", "the floor recording a history entry",
                     "W7 per atom ≤ 5× one-commit floor", "W6 4 processes × 4 flows"):
         assert heading in text
     assert "## Key ratios" not in text  # W1-W5 were not run
