@@ -5,8 +5,8 @@ The engine's loop per atom is ``set_atom_state(RUNNING)`` then ``save(result)``.
 By default the RUNNING mark is written without waiting for the disk (see
 ``Storage(at_most_once=...)``), so an atom costs one synchronous commit where
 the store can relax one: PostgreSQL commits the mark with
-``synchronous_commit = off``, ZooKeeper sends it and checks its answer before
-the next write, dir writes it without fsync.  SQLite (WAL) and MySQL write it
+``synchronous_commit = off``, ZooKeeper sends it and sends the result behind it
+before its answer (conditional on it), dir writes it without fsync.  SQLite (WAL) and MySQL write it
 as any other commit (see doc/storage.rst for why); they are counted too, so a
 change to either shows here.
 """
@@ -89,24 +89,33 @@ def test_sqlite_and_mysql_commit_twice_per_atom(request, kind):
 
 
 @pytest.mark.parametrize("at_most_once", [False, True])
-def test_zookeeper_waits_for_one_answer_per_atom(backend_zookeeper, monkeypatch, at_most_once):
-    from persistence.backends.zookeeper import writes
-    waited, sent = [], []
-    commit = writes.commit
+def test_zookeeper_sends_the_result_behind_the_unanswered_mark(backend_zookeeper, monkeypatch,
+                                                               at_most_once):
+    """Default: the mark is sent without waiting and the result goes out behind it,
+    before its answer (one wait per atom); at-most-once: two waited writes."""
+    from persistence.backends.zookeeper import pipeline, writes
+    waited, sent, behind = [], [], []
+    commit, follow = writes.commit, pipeline.follow
 
     def counted(conn, ops, wait=True):
         (waited if wait else sent).append(len(ops))
         return commit(conn, ops, wait)
 
+    def followed(conn, earlier, put, entry):
+        behind.append((earlier.put.path == put.path, put.expected - earlier.put.expected))
+        return follow(conn, earlier, put, entry)
+
     run = _run(backend_zookeeper, at_most_once)
     next(run)
     monkeypatch.setattr(writes, "commit", counted)
+    monkeypatch.setattr(pipeline, "follow", followed)
     for _ in run:
         pass
     if at_most_once:
-        assert (len(waited), len(sent)) == (2 * ATOMS, 0)
+        assert (len(waited), len(sent), behind) == (2 * ATOMS, 0, [])
     else:
-        assert (len(waited), len(sent)) == (ATOMS, ATOMS)
+        assert (len(waited), len(sent)) == (0, ATOMS)
+        assert behind == [(True, 1)] * ATOMS
 
 
 @pytest.mark.parametrize("at_most_once", [False, True])

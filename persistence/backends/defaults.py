@@ -32,7 +32,7 @@ class ConnectionDefaults:
         the next call that writes.  This default waits, as
         :meth:`update_atom_details`; a backend overrides it where its store can
         skip the wait (PostgreSQL: asynchronous commit; ZooKeeper: the answer
-        checked before the next write; dir: no fsync).
+        checked by the next write, which goes out behind it; dir: no fsync).
         """
         return self.update_atom_details(atom_detail)
 

@@ -1,7 +1,8 @@
 """ZooKeeper: writes whose answer is lost when a server dies are resolved, not failed.
 
 A writer updates atoms back to back (the engine's hot path, one versioned
-``setData`` each) and saves flow details (multi-op transactions) on a real
+``setData`` each, or a mark and the result sent behind it before its answer)
+and saves flow details (multi-op transactions) on a real
 3-node ensemble on loopback while the leader is SIGKILLed.  Every write must
 succeed (the backend finds out whether an unanswered write went through and
 sends it again only if it did not), and afterwards each record's revision is
@@ -62,11 +63,18 @@ def test_writes_in_flight_when_the_leader_dies_are_applied_exactly_once(tmp_path
                             conn.update_flow_details(fd)
                             writes[fd.uuid] += 1
                             writes[atoms[0].uuid] += 1
-                        else:
+                        elif step % 2:
                             ad = atoms[step % ATOMS]
                             ad.put(states.SUCCESS, step)
                             conn.update_atom_details(ad)
                             writes[ad.uuid] += 1
+                        else:   # a mark, and the result sent behind it unanswered
+                            ad = atoms[step % ATOMS]
+                            ad.state = states.RUNNING
+                            conn.update_atom_details_nowait(ad)
+                            ad.put(states.SUCCESS, step)
+                            conn.update_atom_details(ad)
+                            writes[ad.uuid] += 2
                         count[0] += 1
                 except BaseException as err:  # reported below
                     errors.append(err)

@@ -6,7 +6,8 @@ connection of a backend shares its kazoo client, which is thread-safe; a
 connection holds only the update it sent without waiting
 (``update_atom_details_nowait``), whose answer it checks before its next
 write: requests of one session are answered in order, so nothing sent later
-overtakes it.
+overtakes it.  The next write of the same record (the atom's result) goes out
+before that answer, conditional on it (see :mod:`.pipeline`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ...models import history
 from ...models import records as models
 from ..pathbased.connection import PathBasedConnection
 from ..pathbased.lifecycle import HISTORY_PREFIX
-from . import chunks, writes
+from . import chunks, pipeline, writes
 from .claims import ZkClaims
 from .host import ZkHost
 from .multiread import GET_CHILDREN, GET_DATA, MultiRead, batches
@@ -210,6 +211,22 @@ class ZkConnection(ZkClaims, PathBasedConnection):
         ops: list = []
         yield ops
         self._sent = writes.commit(self, ops, wait=durable)
+
+    def _write_single_logged(self, path: str, data: bytes, expected_revision: int | None,
+                             log: Any, durable: bool = True) -> int:
+        """The next write of the record whose update was sent without waiting goes out
+        behind it at once, conditional on it (see :mod:`.pipeline`)."""
+        sent = self._sent
+        if durable and sent is not None and expected_revision is not None:
+            ops: list = []
+            revision = self._write(path, data, ops, create=False,
+                                   expected_revision=expected_revision)
+            log(revision, ops)
+            if pipeline.chains(self, sent, ops):
+                self._sent = None
+                pipeline.follow(self, sent, *ops)
+                return revision
+        return super()._write_single_logged(path, data, expected_revision, log, durable)
 
     def settle(self) -> None:
         """Wait for the answer to the update sent without waiting, if any; its error

@@ -63,7 +63,8 @@ from .plan import (
     run_groups,
 )
 
-__all__ = ["Revision", "Put", "Link", "Delete", "Entry", "Sent", "commit", "settle"]
+__all__ = ["Revision", "Put", "Link", "Delete", "Entry", "Sent", "Unchained", "commit",
+           "settle", "send_update", "finish_update", "lost", "outcome", "update_one"]
 
 LOG = logging.getLogger(__name__)
 
@@ -82,14 +83,14 @@ def commit(conn: ZkWriter, ops: list[Any], wait: bool = True) -> Sent | None:
         entry = ops[1] if len(ops) == 2 else None
         if not wait:
             return send_update(conn, first, entry)
-        _update_one_retrying(conn, first, entry)
+        update_one(conn, first, entry)
         return None
     for attempt in range(_ATTEMPTS):
         last = attempt == _ATTEMPTS - 1
         try:
             plan = Plan(conn, ops)
         except StorageFailure as err:
-            if last or not _lost(err):
+            if last or not lost(err):
                 raise
             continue  # nothing was sent yet
         groups = plan.groups()
@@ -99,9 +100,9 @@ def commit(conn: ZkWriter, ops: list[Any], wait: bool = True) -> Sent | None:
             continue
         except StorageFailure as err:
             # One transaction whose answer was lost: find out whether it went through.
-            if last or not _lost(err) or len(groups) != 1:
+            if last or not lost(err) or len(groups) != 1:
                 raise
-            applied = _outcome(conn, plan.before, plan.after)
+            applied = outcome(conn, plan.before, plan.after)
             if applied is None:
                 raise
             LOG.info("the answer to a transaction writing %s was lost; it was %s",
@@ -118,17 +119,17 @@ def commit(conn: ZkWriter, ops: list[Any], wait: bool = True) -> Sent | None:
 def settle(conn: ZkWriter, sent: Sent) -> None:
     """Wait for the answer to an update :func:`commit` sent without waiting (asked
     again if the connection dropped before it came); its error is raised here."""
-    _update_one_retrying(conn, sent.put, sent.entry, sent)
+    update_one(conn, sent.put, sent.entry, sent)
 
 
 # -- lost answers -----------------------------------------------------------
-def _lost(err: StorageFailure) -> bool:
+def lost(err: StorageFailure) -> bool:
     """Whether a request failed because the connection or session dropped (the client
     reconnects on its own): its outcome is unknown, and asking again is worth it."""
     return isinstance(err.__cause__, (ConnectionLoss, SessionExpiredError))
 
 
-def _outcome(conn: ZkWriter, before: dict[str, int | None],
+def outcome(conn: ZkWriter, before: dict[str, int | None],
              after: dict[str, tuple[int, bytes]]) -> bool | None:
     """After a lost answer: True if the write is stored (every record at its new version
     with its new data), False if none of it is (every record as before), None if unknown.
@@ -157,7 +158,7 @@ def _outcome(conn: ZkWriter, before: dict[str, int | None],
     return None
 
 
-def _update_one_retrying(conn: ZkWriter, put: Put, entry: Entry | None = None,
+def update_one(conn: ZkWriter, put: Put, entry: Entry | None = None,
                          sent: Sent | None = None) -> None:
     """:func:`_update_one` (or the answer to ``sent``, an update already on its way),
     asked again when the connection dropped before its answer."""
@@ -169,9 +170,9 @@ def _update_one_retrying(conn: ZkWriter, put: Put, entry: Entry | None = None,
                 _update_one(conn, put, entry)
             return
         except StorageFailure as err:
-            if attempt == _ATTEMPTS - 1 or not _lost(err):
+            if attempt == _ATTEMPTS - 1 or not lost(err):
                 raise
-            applied = _outcome(conn, {put.path: put.expected},
+            applied = outcome(conn, {put.path: put.expected},
                                {put.path: (put.expected + 1, put.data)})
             if applied is None:
                 raise
@@ -188,17 +189,25 @@ def _update_one_retrying(conn: ZkWriter, put: Put, entry: Entry | None = None,
 class Sent:
     """A conditional update sent and not yet answered (see :func:`send_update`)."""
 
-    __slots__ = ("put", "entry", "request", "listing", "deadline")
+    __slots__ = ("put", "entry", "request", "listing", "deadline", "after")
 
     def __init__(self, put: Put, entry: Entry | None, request: Any, listing: Any,
-                 deadline: float) -> None:
+                 deadline: float, after: str | None = None) -> None:
         self.put, self.entry, self.request = put, entry, request
-        self.listing, self.deadline = listing, deadline
+        self.listing, self.deadline, self.after = listing, deadline, after
 
 
-def send_update(conn: ZkWriter, put: Put, entry: Entry | None = None) -> Sent:
+class Unchained(Exception):
+    """An update sent behind another (``after``) was refused because that one's
+    history entry was not there: nothing of it was applied."""
+
+
+def send_update(conn: ZkWriter, put: Put, entry: Entry | None = None,
+                after: str | None = None) -> Sent:
     """Send one conditional setData (with its history entry: one multi); answered by
-    :func:`finish_update`.  Requests of one session are answered in the order sent."""
+    :func:`finish_update`.  Requests of one session are answered in the order sent.
+    ``after``: the path of an earlier write's history entry, which must exist for this
+    one to apply (checked in the same multi; see :mod:`.pipeline`)."""
     be = conn.backend
     client = be.client
     deadline = be.deadline()
@@ -206,14 +215,15 @@ def send_update(conn: ZkWriter, put: Put, entry: Entry | None = None) -> Sent:
     if entry is None:
         request = client.set_async(put.path, put.data, put.expected)
     else:
-        request = _send(client, [("set", put.path, put.data, put.expected),
-                                 ("create", entry.path, entry_data(entry, put.expected + 1),
-                                  None)])
+        ops = [("check", after, None, 0)] if after is not None else []
+        ops += [("set", put.path, put.data, put.expected),
+                ("create", entry.path, entry_data(entry, put.expected + 1), None)]
+        request = _send(client, ops)
     # This listing is answered after the update: it sees the new value.
     # (An atom has children only if it has history entries or parts.)
     listing = (None if conn.is_atom(put.path) and entry is None
                else client.get_children_async(f"{put.path}/{chunks.CHUNKS}"))
-    return Sent(put, entry, request, listing, deadline)
+    return Sent(put, entry, request, listing, deadline, after)
 
 
 def finish_update(conn: ZkWriter, sent: Sent) -> None:
@@ -225,7 +235,7 @@ def finish_update(conn: ZkWriter, sent: Sent) -> None:
     try:
         stat = be.result(f"update {put.path}", sent.request, deadline)
         if sent.entry is not None:
-            stat = _multi_result(stat, put.path)
+            stat = _multi_result(stat, put.path, sent.after is not None)
     except NoNodeError:
         if put.create:  # a record this backend saved was deleted meanwhile
             raise _conflict(conn, put.path, put.expected) from None
@@ -276,6 +286,7 @@ def _send(client: Any, ops: list[tuple]) -> Any:
     root = client.chroot or ""
     request = proto.Transaction([
         proto.Create(root + path, data, acl, 0) if kind == "create" else
+        proto.CheckVersion(root + path, version) if kind == "check" else
         proto.SetData(root + path, data, version)
         for kind, path, data, version in ops])
     result = client.handler.async_result()
@@ -283,14 +294,17 @@ def _send(client: Any, ops: list[tuple]) -> Any:
     return result
 
 
-def _multi_result(results: list[Any], path: str) -> Any:
-    """The setData stat of a [set, create entry] multi; its failure raised as such."""
+def _multi_result(results: list[Any], path: str, after: bool = False) -> Any:
+    """The setData stat of a [check earlier entry (``after``),] set, create entry multi;
+    its failure raised as such (:class:`Unchained` when the check failed)."""
     failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, ROLLED_BACK)]
+    if after and results and failed and results[0] is failed[0]:
+        raise Unchained(f"the update of {path} was sent behind one that did not apply")
     if failed:
         raise failed[0]
-    if len(results) != 2:
+    if len(results) != 2 + after:
         raise StorageFailure(f"ZooKeeper answered an update of {path} with {len(results)} "
-                             f"results instead of 2")
-    return results[0]
+                             f"results instead of {2 + after}")
+    return results[after]
 
 
