@@ -105,12 +105,24 @@ def test_zookeeper_sends_the_result_behind_the_unanswered_mark(backend_zookeeper
         behind.append((earlier.put.path == put.path, put.expected - earlier.put.expected))
         return follow(conn, earlier, put, entry)
 
+    requests = []
+    client = backend_zookeeper.client
+    call = client._call
+
+    def sent_to_server(request, result):
+        requests.append(type(request).__name__)
+        return call(request, result)
+
     run = _run(backend_zookeeper, at_most_once)
     next(run)
     monkeypatch.setattr(writes, "commit", counted)
     monkeypatch.setattr(pipeline, "follow", followed)
+    monkeypatch.setattr(client, "_call", sent_to_server)
     for _ in run:
         pass
+    # Two requests per atom, the mark's and the result's (each one multi with its
+    # history entry): no listing of parts the atoms are known not to have.
+    assert requests == ["Transaction"] * (2 * ATOMS)
     if at_most_once:
         assert (len(waited), len(sent), behind) == (2 * ATOMS, 0, [])
     else:

@@ -119,3 +119,26 @@ def test_lost_answers_of_a_mark_and_its_result_are_read_back(backend_zookeeper, 
         assert (stored.state, stored.results, stored.revision) == (states.SUCCESS, "ours", 3)
         assert [e.new_state for e in reader.get_history(ad.uuid)] == [
             None, states.RUNNING, states.SUCCESS]
+
+
+def test_parts_another_writer_left_are_removed_by_our_next_small_write(
+        zookeeper_backend_factory, zookeeper_admin):
+    """A connection skips the listing of parts only for a record it knows holds none
+    at the version it replaces: parts another writer added meanwhile still go."""
+    be = zookeeper_backend_factory(chunk_size=1000, max_request_bytes=5096)
+    ad = _saved(be)
+    with be.get_connection() as ours, be.get_connection() as other:
+        ad.state = states.RUNNING
+        ours.update_atom_details_nowait(ad)
+        ad.put(states.SUCCESS, "small")
+        ours.update_atom_details(ad)                  # known: no parts at revision 3
+        theirs = other.get_atom_details(ad.uuid)
+        theirs.put(states.SUCCESS, "x" * 5000)        # revision 4, in parts
+        other.update_atom_details(theirs)
+        parts = f"{ours._atom(ad.uuid)}/.chunks"
+        assert zookeeper_admin.get_children(parts)
+        fresh = ours.get_atom_details(ad.uuid)
+        fresh.put(states.SUCCESS, "small again")
+        ours.update_atom_details(fresh)               # revision 5, inline
+        assert zookeeper_admin.exists(parts) is None
+        assert ours.get_atom_details(ad.uuid).results == "small again"

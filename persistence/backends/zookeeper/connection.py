@@ -43,6 +43,8 @@ class ZkConnection(ZkClaims, PathBasedConnection):
     def __init__(self, backend: ZkHost) -> None:
         super().__init__(backend, backend.path)
         self._sent: writes.Sent | None = None
+        #: Records known to hold no parts, at that version (see writes.send_update).
+        self.partless: dict[str, int] = {}
         self._atoms = self.atom_path + "/"
         self._dirs = {backend.path, self.book_path, self.flow_path, self.atom_path,
                       self.snapshot_path, self.snapshot_data_path}

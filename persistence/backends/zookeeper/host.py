@@ -28,6 +28,9 @@ class ZkHost(Protocol):
 class ZkWriter(Protocol):
     """The members of :class:`~.connection.ZkConnection` the write path uses."""
 
+    #: Record path -> a version at which it is known to hold no parts.
+    partless: dict[str, int]
+
     @property
     def backend(self) -> ZkHost:
         """The backend whose client carries the requests."""

@@ -170,6 +170,19 @@ class Plan:
                                f"{op.expected}, found {current}",
                                record=op.path, expected=op.expected, found=current)
 
+    def note_partless(self) -> None:
+        """Once committed: remember which records now hold no parts, at which version
+        (their next update then needs no listing of parts to remove)."""
+        known = self.conn.partless
+        for op in self.ops:
+            if isinstance(op, Delete):
+                known.pop(op.path, None)
+        for path, (version, _data) in self.after.items():
+            if self.nodes[path].parts is None:
+                known[path] = version
+            else:
+                known.pop(path, None)
+
     def groups(self) -> list[list[tuple]]:
         return group_ops(self.conn, self._znode_ops())
 

@@ -111,6 +111,7 @@ def commit(conn: ZkWriter, ops: list[Any], wait: bool = True) -> Sent | None:
                 continue
         for revision, value in plan.revisions:
             revision.value = value
+        plan.note_partless()
         return None
     raise StorageFailure(f"gave up writing to ZooKeeper at {conn.backend.hosts}: the znodes "
                          f"kept changing concurrently ({_ATTEMPTS} attempts); nothing was written")
@@ -189,12 +190,14 @@ def update_one(conn: ZkWriter, put: Put, entry: Entry | None = None,
 class Sent:
     """A conditional update sent and not yet answered (see :func:`send_update`)."""
 
-    __slots__ = ("put", "entry", "request", "listing", "deadline", "after")
+    __slots__ = ("put", "entry", "request", "listing", "deadline", "after", "partless")
 
     def __init__(self, put: Put, entry: Entry | None, request: Any, listing: Any,
-                 deadline: float, after: str | None = None) -> None:
+                 deadline: float, after: str | None = None, partless: bool = False) -> None:
         self.put, self.entry, self.request = put, entry, request
         self.listing, self.deadline, self.after = listing, deadline, after
+        #: Known to have no parts before (so none after): no listing to check.
+        self.partless = partless
 
 
 class Unchained(Exception):
@@ -219,11 +222,16 @@ def send_update(conn: ZkWriter, put: Put, entry: Entry | None = None,
         ops += [("set", put.path, put.data, put.expected),
                 ("create", entry.path, entry_data(entry, put.expected + 1), None)]
         request = _send(client, ops)
+    # A record known to have no parts at the version this update replaces has none
+    # after it either (an update applies only at that version; this data is inline).
+    partless = conn.partless.get(put.path) == put.expected
+    if partless:
+        conn.partless[put.path] = put.expected + 1   # for a write sent behind this one
     # This listing is answered after the update: it sees the new value.
     # (An atom has children only if it has history entries or parts.)
-    listing = (None if conn.is_atom(put.path) and entry is None
+    listing = (None if partless or (conn.is_atom(put.path) and entry is None)
                else client.get_children_async(f"{put.path}/{chunks.CHUNKS}"))
-    return Sent(put, entry, request, listing, deadline, after)
+    return Sent(put, entry, request, listing, deadline, after, partless)
 
 
 def finish_update(conn: ZkWriter, sent: Sent) -> None:
@@ -236,18 +244,23 @@ def finish_update(conn: ZkWriter, sent: Sent) -> None:
         stat = be.result(f"update {put.path}", sent.request, deadline)
         if sent.entry is not None:
             stat = _multi_result(stat, put.path, sent.after is not None)
-    except NoNodeError:
-        if put.create:  # a record this backend saved was deleted meanwhile
+    except BaseException as err:
+        conn.partless.pop(put.path, None)
+        if isinstance(err, NoNodeError):
+            if put.create:  # a record this backend saved was deleted meanwhile
+                raise _conflict(conn, put.path, put.expected) from None
+            raise NotFound(f"nothing stored at {put.path}") from None
+        if isinstance(err, BadVersionError):
             raise _conflict(conn, put.path, put.expected) from None
-        raise NotFound(f"nothing stored at {put.path}") from None
-    except BadVersionError:
-        raise _conflict(conn, put.path, put.expected) from None
-    if sent.listing is None and stat.numChildren == 0:
+        raise
+    if sent.partless or (sent.listing is None and stat.numChildren == 0):
+        conn.partless[put.path] = stat.version
         return
     try:
         stale = be.result(f"list {parts_path}",
                           sent.listing or be.client.get_children_async(parts_path), deadline)
     except NoNodeError:
+        conn.partless[put.path] = stat.version
         return
     # Only while the record still holds this value: a newer writer's parts may be
     # in that listing by now, and they are not stale.
@@ -256,6 +269,7 @@ def finish_update(conn: ZkWriter, sent: Sent) -> None:
     ops.append(("delete", parts_path, None, -1))
     try:
         run_groups(conn, group_ops(conn, ops))
+        conn.partless[put.path] = stat.version
     except Raced:
         pass  # changed again meanwhile: its writer removes what is stale
     except StorageFailure as err:
