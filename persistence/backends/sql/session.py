@@ -88,6 +88,9 @@ class Session:
         backend.sessions.add(self)
         self.closed = False
         self._depth = 0   # operations of this session running (run() nests)
+        # The engine's pool last seen, and whether it is a QueuePool.
+        self._pool: Any = None
+        self._queue_pool = False
 
     @property
     def _conn(self) -> sa.Connection | None:
@@ -177,10 +180,12 @@ class Session:
         instead of the extra ones waiting for a free connection until
         ``pool_timeout``.  Below that, the connection stays checked out (no
         check-out cost per operation)."""
-        pool = self.engine.pool
-        if self._held[0] is None or not isinstance(pool, sa.pool.QueuePool):
+        if self._held[0] is None:
             return
-        if pool.checkedout() >= pool.size():
+        pool = self.engine.pool
+        if pool is not self._pool:   # a new pool (engine.dispose()), or the first op
+            self._pool, self._queue_pool = pool, isinstance(pool, sa.pool.QueuePool)
+        if self._queue_pool and pool.checkedout() >= pool.size():
             self.discard()
 
     def _run(self, op: Callable[[sa.Connection], T], what: str | Callable[[], str]) -> T:
