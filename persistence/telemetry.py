@@ -50,6 +50,9 @@ from typing import Any
 # imports OpenTelemetry has set no provider, so it pays neither the import nor a check.
 _trace: Any = None
 _metrics: Any = None
+# The API module holding the global meter provider (bound with _metrics).
+_meter_state: Any = None
+_modules = sys.modules
 
 __all__ = ["configure", "available", "instrument", "enabled", "measuring", "add_bytes",
            "retried", "offloaded", "backend_name", "WRITES", "READS", "STORAGE_TRANSITIONS"]
@@ -145,16 +148,17 @@ def configure(tracer_provider: Any = None, meter_provider: Any = None) -> None:
 
 def _load(force: bool = False) -> bool:
     """Bind the OpenTelemetry API if the application has imported it (or ``force``)."""
-    global _trace, _metrics
+    global _trace, _metrics, _meter_state
     if _trace is not None:
         return True
-    if not (force or _ENV_PROVIDERS or "opentelemetry.trace" in sys.modules or
-            "opentelemetry.metrics" in sys.modules):
+    if not (force or _ENV_PROVIDERS or "opentelemetry.trace" in _modules or
+            "opentelemetry.metrics" in _modules):
         return False
     try:
         from opentelemetry import metrics, trace
     except ImportError:   # the otel extra is not installed: everything here is a no-op
         return False
+    _meter_state = _modules.get("opentelemetry.metrics._internal")
     _trace, _metrics = trace, metrics
     return True
 
@@ -165,13 +169,17 @@ def available() -> bool:
 
 
 def _unset() -> bool:
-    """Whether no global provider was set (the API's own module state, read directly:
-    its getters look at the environment on every call, too slow for every write)."""
-    if not _load():
-        return True
-    internal = sys.modules.get("opentelemetry.metrics._internal")
-    return (not _ENV_PROVIDERS and getattr(_trace, "_TRACER_PROVIDER", False) is None and
-            getattr(internal, "_METER_PROVIDER", False) is None)
+    """Whether no provider was set, neither given to :func:`configure` nor global (the
+    API's own module state, read directly: its getters look at the environment on
+    every call, too slow for every write).  Every instrumented call asks this first,
+    so it costs a few lookups and no further call while nothing is set."""
+    if _providers is not None or _ENV_PROVIDERS:
+        return False
+    if _trace is None:
+        return not ("opentelemetry.trace" in _modules or "opentelemetry.metrics" in _modules
+                    ) or not _load()
+    return (getattr(_trace, "_TRACER_PROVIDER", False) is None and
+            getattr(_meter_state, "_METER_PROVIDER", False) is None)
 
 
 def _active() -> _Instruments | None:
@@ -327,6 +335,8 @@ def _storage_call(inst: _Instruments, operation: str, fn: Callable, storage: Any
 def _wrap(fn: Callable, operation: str, call: Callable) -> Callable:
     @functools.wraps(fn)
     def instrumented(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _unset():   # the usual case: nothing records, no further work
+            return fn(self, *args, **kwargs)
         inst = _active()
         if inst is None:
             return fn(self, *args, **kwargs)

@@ -88,8 +88,12 @@ class MemoryConnection(PathBasedConnection):
         self._fs = backend.memory
 
     def _read(self, path: str) -> tuple[bytes, int]:
-        with self._fs.lock.read_lock():
+        lock = self._fs.lock
+        lock.acquire_read()
+        try:
             node = self._fs._nodes.get(path)
+        finally:
+            lock.release_read()
         if node is None or node[0] is None:
             raise NotFound(f"nothing stored at {path}")
         return node[0], node[1]
@@ -133,15 +137,20 @@ class MemoryConnection(PathBasedConnection):
 
     def _write_single_logged(self, path: str, data: bytes, expected_revision: int | None,
                              log: Any) -> int:
-        with self._fs.lock.write_lock():
-            node = self._fs._nodes.get(path)
+        fs = self._fs
+        lock = fs.lock
+        lock.acquire_write()   # the hot path: no guard object
+        try:
+            node = fs._nodes.get(path)
             revision = next_revision(path, 0 if node is None else node[1], create=False,
                                      expected_revision=expected_revision)
             txn = _Transaction()
             log(revision, txn)
-            self._fs._set(path, data, revision)
-            for op, *args in txn.ops:
-                op(*args)
+            fs._set(path, data, revision)
+            for op in txn.ops:
+                op[0](*op[1:])
+        finally:
+            lock.release_write()
         return revision
 
     def _append(self, record_path: str, fields: dict[str, Any], revision: Any,

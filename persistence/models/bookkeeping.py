@@ -165,23 +165,32 @@ def bookkeeping(record: Any) -> Bookkeeping:
     return record.__dict__["_bk"]
 
 
-def undo_point(record: Any) -> tuple[dict, dict, dict, Bookkeeping]:
+def undo_point(record: Any) -> tuple[dict, dict, dict | None, tuple]:
     """What :func:`roll_back` needs to undo a change to ``record``.
 
     Shallow on purpose: callers assign new values (new lists, new dicts)
-    instead of changing nested ones in place.  The bookkeeping is copied, as
-    a write that fails half-way may already have stamped it.
+    instead of changing nested ones in place.  The bookkeeping's stored
+    fields are kept, as a write that fails half-way may already have stamped
+    it.  Taken before every write, so it copies only what a roll back puts back.
     """
     attrs = record.__dict__
-    return (dict(attrs), dict(attrs["meta"]),
-            {key: dict(attrs[key]) for key in _CONTAINERS if key in attrs},
-            attrs["_bk"].copy())
+    containers = None
+    for key in _CONTAINERS:   # a logbook's flows, a flow's atoms; an atom has none
+        if key in attrs:
+            if containers is None:
+                containers = {}
+            containers[key] = dict(attrs[key])
+    bk = attrs["_bk"]
+    extras = bk.extras
+    return (dict(attrs), dict(attrs["meta"]), containers,
+            (bk.token, bk.revision, bk.stored_state, bk.changed,
+             None if extras is None else dict(extras)))
 
 
-def roll_back(record: Any, point: tuple[dict, dict, dict, Bookkeeping]) -> None:
+def roll_back(record: Any, point: tuple[dict, dict, dict | None, tuple]) -> None:
     """Put ``record`` back as it was at ``point``, bookkeeping included."""
-    attrs, meta, containers, bk = point
-    for key, content in containers.items():
+    attrs, meta, containers, stored = point
+    for key, content in (containers or {}).items():
         attrs[key].clear()
         attrs[key].update(content)
     attrs["meta"].clear()          # the original meta object, with its original content
@@ -190,6 +199,8 @@ def roll_back(record: Any, point: tuple[dict, dict, dict, Bookkeeping]) -> None:
     record.__dict__.clear()
     record.__dict__.update(attrs)
     record.__dict__["_bk"] = live
+    bk = Bookkeeping.__new__(Bookkeeping)
+    bk.__setstate__(stored)
     _replace_bookkeeping(record, bk)
 
 

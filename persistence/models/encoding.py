@@ -18,6 +18,7 @@ be decoded raise SerializationError too, naming where they came from.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .. import telemetry
@@ -25,9 +26,9 @@ from ..exceptions import CorruptRecord, InvalidFormat, SerializationError, Unser
 from . import fields
 from . import records as models
 
-__all__ = ["dumps", "loads", "logbook_record", "flow_record", "atom_record",
-           "load_logbook", "load_flow", "load_atom", "ValueCodec", "ATOM_VALUES",
-           "PAYLOAD_MARKER", "seal_value", "seal_meta", "open_values", "describe"]
+__all__ = ["dumps", "dumps_text", "encode_text", "text_encoder", "loads", "logbook_record",
+           "flow_record", "atom_record", "load_logbook", "load_flow", "load_atom", "ValueCodec",
+           "ATOM_VALUES", "PAYLOAD_MARKER", "seal_value", "seal_meta", "open_values", "describe"]
 
 #: The key that marks a stored value as a payload envelope (:mod:`persistence.payload`).
 PAYLOAD_MARKER = "$payload"
@@ -51,10 +52,52 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 _decoder = json.JSONDecoder()
 
 
+def text_encoder(template: json.JSONEncoder) -> Callable[[Any], str]:
+    """``template.encode`` without its per-call set-up: the C encoder is built once,
+    not on every call, which is most of the cost of encoding a small record.
+
+    It keeps no record of the containers it is in (that is what lets it be
+    reused), so a circular value ends in RecursionError; the value is then
+    encoded again by ``template`` to raise the standard error.  Where the C
+    encoder is missing or not the one this was written against (its output
+    differs from ``template``'s on a sample), ``template.encode`` itself.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    strings = (json.encoder.encode_basestring_ascii if template.ensure_ascii
+               else json.encoder.encode_basestring)
+    sample = {"a": [1, -2.5, float("inf"), float("nan"), None, True, "é\n\"x"], "b": {"c": 1e300}}
+    try:
+        encoder = make(None, template.default, strings, template.indent,
+                       template.key_separator, template.item_separator, template.sort_keys,
+                       template.skipkeys, template.allow_nan)
+        if "".join(encoder(sample, 0)) != template.encode(sample):
+            return template.encode
+    except Exception:   # no C encoder, or another signature: the standard path
+        return template.encode
+    join = "".join
+
+    def encode(value: Any) -> str:
+        try:
+            return join(encoder(value, 0))
+        except RecursionError:   # a circular value, or one nested too deeply
+            return template.encode(value)
+    return encode
+
+
+#: ``_encoder.encode``, set up once (:func:`text_encoder`): the stored JSON text of a value.
+encode_text = text_encoder(_encoder)
+
+
 def dumps(value: Any, what: str = "value") -> bytes:
     """Encode ``value`` as JSON bytes; ``what`` names it in the error."""
+    return dumps_text(value, what).encode("utf-8")
+
+
+def dumps_text(value: Any, what: str = "value") -> str:
+    """Encode ``value`` as JSON text (what :func:`dumps` encodes to UTF-8); ``what``
+    names it in the error."""
     try:
-        return _encoder.encode(value).encode("utf-8")
+        return encode_text(value)
     except (TypeError, ValueError, RecursionError) as err:
         raise SerializationError(
             f"cannot store {what}: {err} (stored values must be JSON-serializable: "
@@ -219,7 +262,7 @@ def encode_record(record: dict[str, Any], detail: models._Record) -> bytes:
     """The bytes of a record dict (its values already sealed)."""
     fields.stored_name(detail)
     try:
-        data = _encoder.encode(record).encode("utf-8")
+        data = encode_text(record).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as err:
         raise unserializable(record, detail, err) from err
     telemetry.add_bytes(len(data))

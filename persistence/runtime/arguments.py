@@ -84,6 +84,8 @@ class Arguments:
     def now(self, atom: Any) -> Given:
         """The arguments ``atom`` would be given now (NotFound if one is missing)."""
         rebind = getattr(atom, "rebind", None) or {}
+        if not rebind:   # takes no arguments: nothing to look up
+            return {}, set()
         mapped = self._lookup.fetch_mapped_args(
             rebind, atom.name, self._injections.atom_sources(atom.name),
             self._injections.flow_sources(), self._scope(atom.name, None),

@@ -33,8 +33,12 @@ def reading(method: Callable[Concatenate[H, P], R]) -> Callable[Concatenate[H, P
     """Run ``method`` holding its object's lock for reading."""
     @functools.wraps(method)
     def read_section(self: H, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self._lock.read_lock():
+        lock = self._lock
+        lock.acquire_read()
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            lock.release_read()
     return read_section
 
 
@@ -42,6 +46,10 @@ def writing(method: Callable[Concatenate[H, P], R]) -> Callable[Concatenate[H, P
     """Run ``method`` holding its object's lock for writing."""
     @functools.wraps(method)
     def write_section(self: H, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self._lock.write_lock():
+        lock = self._lock
+        lock.acquire_write()
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            lock.release_write()
     return write_section

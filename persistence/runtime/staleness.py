@@ -32,6 +32,7 @@ from typing import Any
 from ..exceptions import FingerprintError, NotFound
 from ..models import records as models
 from ..models import states
+from ..models.encoding import text_encoder
 from ..models.failure import Failure
 from .arguments import Arguments
 from .atom import version_string
@@ -49,8 +50,8 @@ _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 _EMPTY = hashlib.sha256(b"{}|").hexdigest()
 
 
-def _encode(value: Any) -> str:
-    return _canonical.encode(value)
+#: ``_canonical.encode``, set up once.
+_encode = text_encoder(_canonical)
 
 
 def digest(args: Mapping[str, Any], atom_name: str,

@@ -149,7 +149,7 @@ class WritePolicy:
         runs again, as a RUNNING atom does; the next write makes it durable.
         """
         listeners = self.listeners
-        if self.policy == NEVER or self.deferring:
+        if self.policy != ALWAYS or self.batch_depth:   # never, or deferring
             if listeners is not None and self.policy != NEVER:
                 listeners.capture(ad, "atom")
             changed = mutate(ad)

@@ -31,7 +31,7 @@ __all__ = ["book_params", "flow_params", "atom_params", "split_large", "too_larg
 #: Atom columns that may hold values of any size.
 LARGE_FIELDS = ("results", "revert_results", "failure", "revert_failure", "meta")
 
-_dumps = serialization.dumps
+_dumps = serialization.dumps_text
 _ATOM_CLASSES = {name: models.atom_detail_class(name) for name in ("TASK_DETAIL", "RETRY_DETAIL")}
 _loads = serialization.loads
 
@@ -56,7 +56,7 @@ def _json(value: Any, what: str, detail: models._Record) -> str | None:
     if value is None:
         return None
     try:
-        return _dumps(value, what).decode("utf-8")
+        return _dumps(value, what)
     except SerializationError as err:  # name the record, field and type only when needed
         raise serialization.unserializable({what: value}, detail, err.__cause__) \
             from err.__cause__
@@ -75,7 +75,7 @@ def _meta(detail: models._Record, payload: Any) -> str:
         return "{}"
     sealed = serialization.seal_meta(payload, dict(meta), detail)
     try:
-        return _dumps(sealed, "meta").decode("utf-8")
+        return _dumps(sealed, "meta")
     except SerializationError as err:
         raise serialization.unserializable({"meta": sealed}, detail,
                                            err.__cause__) from err.__cause__

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 __all__ = ["RawHost", "begin_with", "executemany", "execute_more", "execute_raw",
-           "autocommit_form", "run_autocommit"]
+           "update_then", "autocommit_form", "run_autocommit"]
 
 
 class RawHost(Protocol):
@@ -89,6 +89,35 @@ def execute_raw(session: RawHost, conn: sa.Connection, statement: sa.Executable,
     except BaseException:
         dbapi.rollback()
         raise
+
+
+def update_then(session: RawHost, conn: sa.Connection, statement: sa.Executable,
+                params: dict[str, Any], then: tuple[sa.Executable, dict[str, Any]] | None
+                ) -> tuple[int, Callable[[], None]]:
+    """The hot path's UPDATE and, if it matched one row, ``then`` (a statement and its
+    parameters) in its transaction, not committed: (rowcount, commit function).  As
+    :func:`begin_with` (sqlite, with ``then``), :func:`execute_raw` and
+    :func:`execute_more` do, asking once whether anybody listens."""
+    backend = session.backend
+    raw, more = backend.raw(statement), None if then is None else backend.raw(then[0])
+    if raw is None or (then is not None and more is None) or session.instrumented(conn):
+        if then is not None and session.sqlite:
+            begin_with(session, conn, "BEGIN")
+        rowcount, commit = execute_raw(session, conn, statement, params)
+        if rowcount == 1 and then is not None:
+            execute_more(session, conn, *then)
+        return rowcount, commit
+    dbapi = conn.connection.dbapi_connection
+    if more is not None and session.sqlite:   # two statements: one transaction
+        dbapi.execute("BEGIN")
+    try:
+        rowcount = _rows(session, dbapi, raw.sql, raw.params(params))
+        if rowcount == 1 and more is not None:
+            _rows(session, dbapi, more.sql, more.params(then[1]))
+    except BaseException:
+        dbapi.rollback()
+        raise
+    return rowcount, dbapi.commit
 
 
 def _rows(session: RawHost, dbapi: Any, sql: str, params: Any) -> int:

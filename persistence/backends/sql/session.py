@@ -88,6 +88,9 @@ class Session:
         backend.sessions.add(self)
         self.closed = False
         self._depth = 0   # operations of this session running (run() nests)
+        # The engine's pool last seen, and whether it is a QueuePool.
+        self._pool: Any = None
+        self._queue_pool = False
 
     @property
     def _conn(self) -> sa.Connection | None:
@@ -177,28 +180,30 @@ class Session:
         instead of the extra ones waiting for a free connection until
         ``pool_timeout``.  Below that, the connection stays checked out (no
         check-out cost per operation)."""
-        pool = self.engine.pool
-        if self._conn is None or not isinstance(pool, sa.pool.QueuePool):
+        if self._held[0] is None:
             return
-        if pool.checkedout() >= pool.size():
+        pool = self.engine.pool
+        if pool is not self._pool:   # a new pool (engine.dispose()), or the first op
+            self._pool, self._queue_pool = pool, isinstance(pool, sa.pool.QueuePool)
+        if self._queue_pool and pool.checkedout() >= pool.size():
             self.discard()
 
     def _run(self, op: Callable[[sa.Connection], T], what: str | Callable[[], str]) -> T:
-        with self.lock:
-            try:
-                return self._attempt(op, what)
-            except Transient as first:
-                what = what() if callable(what) else what
-                LOG.info("Retrying to %s after a transient failure: %s", what,
-                         describe(first.err, self._secret))
-                telemetry.retried(self.dialect.name)
-            try:
-                return self.backend.retrying.copy(
-                    before_sleep=lambda state: (telemetry.retried(self.dialect.name), LOG.info(
-                        "Retrying to %s (attempt %d failed)", what, state.attempt_number)))(
-                    self._attempt, op, what)
-            except Transient as last:
-                raise self.failure(what, last.err, gave_up=True) from last.err
+        # Called by run(), which holds the lock.
+        try:
+            return self._attempt(op, what)
+        except Transient as first:
+            what = what() if callable(what) else what
+            LOG.info("Retrying to %s after a transient failure: %s", what,
+                     describe(first.err, self._secret))
+            telemetry.retried(self.dialect.name)
+        try:
+            return self.backend.retrying.copy(
+                before_sleep=lambda state: (telemetry.retried(self.dialect.name), LOG.info(
+                    "Retrying to %s (attempt %d failed)", what, state.attempt_number)))(
+                self._attempt, op, what)
+        except Transient as last:
+            raise self.failure(what, last.err, gave_up=True) from last.err
 
     def _attempt(self, op: Callable[[sa.Connection], T], what: str | Callable[[], str]) -> T:
         try:
@@ -328,12 +333,8 @@ class Session:
                 if rawpath.run_autocommit(self, conn, raw, params) == 1:
                     return
             else:
-                if then is not None and self.sqlite:   # two statements: one transaction
-                    rawpath.begin_with(self, conn, "BEGIN")
-                rowcount, commit = rawpath.execute_raw(self, conn, statement, params)
+                rowcount, commit = rawpath.update_then(self, conn, statement, params, then)
                 if rowcount == 1:
-                    if then is not None:
-                        rawpath.execute_more(self, conn, *then)
                     pending = True
                     commit()
                     return
