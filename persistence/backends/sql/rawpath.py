@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+_CURSOR_KEY = "persistence.backends.sql.rawpath.cursor"
+
 __all__ = ["RawHost", "begin_with", "executemany", "execute_more", "execute_raw",
            "update_then", "autocommit_form", "run_autocommit"]
 
@@ -140,7 +142,8 @@ def autocommit_form(session: RawHost, conn: sa.Connection,
     raw = session.backend.raw(statement)
     if raw is None or session.dialect.driver != "psycopg" or session.instrumented(conn):
         return None
-    if conn.connection.dbapi_connection.info.transaction_status != 0:   # not idle
+    # libpq's own status (an int): ``info.transaction_status`` builds an enum each call.
+    if conn.connection.dbapi_connection.pgconn.transaction_status != 0:   # not idle
         return None
     return raw
 
@@ -149,9 +152,17 @@ def run_autocommit(session: RawHost, conn: sa.Connection, raw: Any,
                    params: dict[str, Any]) -> int:
     """Run ``raw`` (from :func:`autocommit_form`) in autocommit: one round trip,
     where BEGIN, statement and COMMIT take three; the rows matched."""
-    dbapi = conn.connection.dbapi_connection
+    record = conn.connection
+    dbapi = record.dbapi_connection
+    # One cursor per DBAPI connection, kept in its pool record (cleared when the
+    # connection is replaced): a new cursor looks up the dumper of every
+    # parameter's type again, which costs more than the statement's own work.
+    cursor = record.info.get(_CURSOR_KEY)
+    if cursor is None or cursor.connection is not dbapi or cursor.closed:
+        cursor = record.info[_CURSOR_KEY] = dbapi.cursor()
     dbapi.autocommit = True
     try:
-        return _rows(session, dbapi, raw.sql, raw.params(params))
+        cursor.execute(raw.sql, raw.params(params))
+        return cursor.rowcount
     finally:
         dbapi.autocommit = False
