@@ -32,8 +32,8 @@ from . import encoding as serialization
 from . import records as models
 
 __all__ = ["HistoryEntry", "Snapshot", "WRITE", "RESTORE", "FORK", "EVENTS", "FLOW", "ATOM",
-           "entry_fields", "encode_entry", "decode_entry", "entry_name", "from_ns", "to_ns",
-           "sort_entries", "snapshot_id", "snapshot_body",
+           "entry_fields", "atom_entry_fields", "encode_entry", "decode_entry", "entry_name",
+           "from_ns", "to_ns", "sort_entries", "snapshot_id", "snapshot_body",
            "load_snapshot_body"]
 
 #: ``HistoryEntry.event``: an ordinary write, a write by ``restore_flow``, a
@@ -90,13 +90,27 @@ _clock_lock = threading.Lock()
 _last_ns = 0
 
 
+_time_ns = time.time_ns
+_take, _give = _clock_lock.acquire, _clock_lock.release
+
+
 def now_ns() -> int:
     """Wall-clock nanoseconds, strictly increasing within this process."""
+    # Read, compare and store under the lock: threads that read the clock alike
+    # (or a clock stepped back) still get distinct, increasing values.  The GIL
+    # alone would not do: a thread can be switched out between the read and the
+    # store.  The lock's bound methods are called directly: ``with`` costs a third
+    # of this function.
     global _last_ns
-    now = time.time_ns()
-    with _clock_lock:
-        _last_ns = now if now > _last_ns else _last_ns + 1
-        return _last_ns
+    now = _time_ns()
+    _take()
+    try:
+        if now <= _last_ns:
+            now = _last_ns + 1
+        _last_ns = now
+    finally:
+        _give()
+    return now
 
 
 def from_ns(ns: int) -> datetime.datetime:
@@ -138,6 +152,18 @@ def entry_fields(detail: models._Record, kind: str, flow_uuid: str | None,
         fields["owner"] = owner
     if event != WRITE:
         fields["event"] = event
+    return fields
+
+
+def atom_entry_fields(detail: models.AtomDetail, old_state: str | None,
+                      owner: str | None) -> dict[str, Any]:
+    """``entry_fields(detail, ATOM, None, old_state, owner)``: an ordinary write of an
+    atom on its own, the one made per checkpoint, built in one step."""
+    fields = {"uuid": detail.uuid, "kind": ATOM, "name": detail.name, "flow_uuid": None,
+              "old_state": old_state, "new_state": detail.state, "at_ns": now_ns(),
+              "intention": detail.intention}
+    if owner is not None:
+        fields["owner"] = owner
     return fields
 
 

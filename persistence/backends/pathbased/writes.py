@@ -126,32 +126,48 @@ class PathWrites(PathPrimitives):
 
     def _update_atom(self, atom_detail: models.AtomDetail, ignore_missing: bool,
                      durable: bool) -> models.AtomDetail:
-        if ignore_missing and not self._is_ours(atom_detail):
-            self._ensure_layout()
-            with self._transaction() as txn:
-                revision = self._write_atom(atom_detail, txn, True)
-            self._mark(atom_detail, revision)
-            return atom_detail
-        record = serialization.atom_record(atom_detail, None, codec=self._backend.payload)
-        data = serialization.encode_record(record, atom_detail)
+        # The hot path (one per checkpoint): the bookkeeping and the backend are
+        # looked up once, where _is_ours, _expected and _log would each ask.
+        backend = self._backend
+        token = backend.token
+        bk = bookkeeping(atom_detail)
+        if bk.token is not token:
+            if ignore_missing:
+                self._ensure_layout()
+                with self._transaction() as txn:
+                    revision = self._write_atom(atom_detail, txn, True)
+                self._mark(atom_detail, revision)
+                return atom_detail
+            expected = None
+        else:
+            expected = bk.revision
+        data = serialization.encode_record(
+            serialization.atom_record(atom_detail, None, codec=backend.payload), atom_detail)
         path = self._atom(atom_detail.uuid)
-        # Passed only when False: stores that never set ``writes_nowait`` (memory, a
-        # third party's) keep their own _write_single* signatures.
-        nowait = {} if durable else {"durable": False}
         try:
-            if self._backend.history:
-                revision = self._write_single_logged(
-                    path, data, self._expected(atom_detail),
-                    lambda revision, txn: self._log(path, atom_detail, history.ATOM, None,
-                                                    revision, txn), **nowait)
+            if backend.history:
+                owner, append = self.owner, self._append
+
+                def log(revision: Any, txn: Any) -> None:
+                    # Asked when the entry is made (a store may make it twice).
+                    old = bk.stored_state if bk.token is token else None
+                    append(path, history.atom_entry_fields(atom_detail, old, owner),
+                           revision, txn)
+                # ``durable`` passed only when False: stores that never set
+                # ``writes_nowait`` (memory, a third party's) keep their signatures.
+                revision = (self._write_single_logged(path, data, expected, log) if durable
+                            else self._write_single_logged(path, data, expected, log,
+                                                           durable=False))
+            elif durable:
+                revision = self._write_single(path, data, create=False,
+                                              expected_revision=expected)
             else:
                 revision = self._write_single(path, data, create=False,
-                                              expected_revision=self._expected(atom_detail),
-                                              **nowait)
+                                              expected_revision=expected, durable=False)
         except NotFound:
             raise NotFound(f"atom detail {atom_detail.uuid} was never saved: save the "
                            f"flow detail (or logbook) that contains it first") from None
-        self._mark(atom_detail, revision)
+        self._mark(atom_detail, revision)   # ZooKeeper's resolves a revision still on its way
         return atom_detail
 
     def destroy_logbook(self, book_uuid: str) -> None:
