@@ -335,7 +335,11 @@ def _storage_call(inst: _Instruments, operation: str, fn: Callable, storage: Any
 def _wrap(fn: Callable, operation: str, call: Callable) -> Callable:
     @functools.wraps(fn)
     def instrumented(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if _unset():   # the usual case: nothing records, no further work
+        # The usual case, nothing records: the OpenTelemetry API was never imported
+        # (_unset()'s first answer, asked here without the call), or no provider is set.
+        if (_trace is None and _providers is None and not _ENV_PROVIDERS
+                and "opentelemetry.trace" not in _modules
+                and "opentelemetry.metrics" not in _modules) or _unset():
             return fn(self, *args, **kwargs)
         inst = _active()
         if inst is None:

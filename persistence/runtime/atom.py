@@ -90,7 +90,7 @@ def version_string(atom: Any) -> str | None:
     if version is None or isinstance(version, str):
         return version
     if isinstance(version, (tuple, list)):
-        return ".".join(str(part) for part in version)
+        return ".".join(map(str, version))
     return str(version)
 
 

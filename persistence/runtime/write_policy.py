@@ -160,11 +160,15 @@ class WritePolicy:
             listeners.capture(ad, "atom")
         if not mutate(ad):
             return False
+        # writer()'s work when there is no claim to check and the connection is open.
+        conn = self._conn if self.keeper is None else None
         try:
+            if conn is None:
+                conn = self.writer()
             if mark and not self.at_most_once:
-                self.writer().update_atom_details_nowait(ad)
+                conn.update_atom_details_nowait(ad)
             else:
-                self.writer().update_atom_details(ad)
+                conn.update_atom_details(ad)
         except BaseException:
             roll_back(ad, snapshot)
             raise

@@ -30,10 +30,12 @@ __all__ = ["book_params", "flow_params", "atom_params", "split_large", "too_larg
 
 #: Atom columns that may hold values of any size.
 LARGE_FIELDS = ("results", "revert_results", "failure", "revert_failure", "meta")
+_LARGE_KEYS = tuple(f"v_{field}" for field in LARGE_FIELDS)   # their parameters
 
 _dumps = serialization.dumps_text
 _ATOM_CLASSES = {name: models.atom_detail_class(name) for name in ("TASK_DETAIL", "RETRY_DETAIL")}
 _loads = serialization.loads
+_MARKER = serialization.PAYLOAD_MARKER
 
 #: The backend extra (:class:`~persistence.models.bookkeeping.Bookkeeping`)
 #: naming the fields of an atom detail stored in chunks rather than inline.
@@ -66,6 +68,9 @@ def _value(payload: Any, value: Any, what: str, detail: models._Record) -> str |
     """A value column: the value through the payload pipeline, as JSON text."""
     if value is None:
         return None
+    if (payload is None or payload.is_default) and not (
+            type(value) is dict and _MARKER in value):
+        return _json(value, what, detail)   # what the default pipeline stores: the value
     return _json(serialization.seal_value(payload, value, what, detail), what, detail)
 
 
@@ -120,11 +125,15 @@ def too_large(params: dict[str, Any], limit: int | None) -> bool:
     """Whether :func:`split_large` would move anything out of the row."""
     if limit is None:
         return False
-    sizes = [len(params[f"v_{f}"]) for f in LARGE_FIELDS if params[f"v_{f}"] is not None]
-    if sum(sizes) * 4 <= limit:  # UTF-8: at most 4 bytes per character
+    chars = 0
+    for key in _LARGE_KEYS:   # runs on every update: no list, no key formatting
+        value = params[key]
+        if value is not None:
+            chars += len(value)
+    if chars * 4 <= limit:  # UTF-8: at most 4 bytes per character
         return False
-    return sum(len(params[f"v_{f}"].encode("utf-8")) for f in LARGE_FIELDS
-               if params[f"v_{f}"] is not None) > limit
+    return sum(len(params[key].encode("utf-8")) for key in _LARGE_KEYS
+               if params[key] is not None) > limit
 
 
 def split_large(params: dict[str, Any], limit: int | None,
