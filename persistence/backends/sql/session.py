@@ -102,7 +102,7 @@ class Session:
 
     # -- the connection ----------------------------------------------------
     def connection(self) -> sa.Connection:
-        conn = self._conn
+        conn = self._held[0]   # runs per operation: the box itself, not the property
         if conn is None:
             if self.closed:
                 raise StorageFailure("this connection is closed")
