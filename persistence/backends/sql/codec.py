@@ -33,6 +33,7 @@ LARGE_FIELDS = ("results", "revert_results", "failure", "revert_failure", "meta"
 _LARGE_KEYS = tuple(f"v_{field}" for field in LARGE_FIELDS)   # their parameters
 
 _dumps = serialization.dumps_text
+_encode = serialization.encode_text
 _ATOM_CLASSES = {name: models.atom_detail_class(name) for name in ("TASK_DETAIL", "RETRY_DETAIL")}
 _loads = serialization.loads
 _MARKER = serialization.PAYLOAD_MARKER
@@ -57,6 +58,10 @@ def _describe(detail: models._Record) -> str:
 def _json(value: Any, what: str, detail: models._Record) -> str | None:
     if value is None:
         return None
+    try:   # runs per value column of every write: the encoder itself first
+        return _encode(value)
+    except (TypeError, ValueError, RecursionError):
+        pass   # encoded again below, which raises the error naming record, field, type
     try:
         return _dumps(value, what)
     except SerializationError as err:  # name the record, field and type only when needed
