@@ -16,7 +16,7 @@ from ...exceptions import NotFound
 from ...models import records as models
 from ...models.bookkeeping import bookkeeping
 from ..shared import check_component
-from . import codec
+from .rows import join_chunks, load_atom, load_book, load_flow
 from .session import Session
 from .statements import ATOMS, BOOKS, CHUNKS, FLOWS
 
@@ -37,13 +37,13 @@ class SQLReads:
         token, payload = self._token, self._backend.payload
         flows = []
         for row in rows:
-            fd = codec.load_flow(row, payload)
+            fd = load_flow(row, payload)
             bookkeeping(fd).mark_stored(token, fd.state)
             flows.append(fd)
         return flows
 
     def _book(self, row: Any) -> models.LogBook:
-        book = codec.load_book(row, self._backend.payload)
+        book = load_book(row, self._backend.payload)
         bookkeeping(book).mark_stored(self._token, None)
         return book
 
@@ -73,8 +73,8 @@ class SQLReads:
                     params: dict[str, Any]) -> list[models.AtomDetail]:
         chunked = None
         if any(row[11] for row in rows):
-            chunked = codec.join_chunks(conn.execute(chunk_statement, params))
-        load, token, payload = codec.load_atom, self._token, self._backend.payload
+            chunked = join_chunks(conn.execute(chunk_statement, params))
+        load, token, payload = load_atom, self._token, self._backend.payload
         atoms = []
         for row in rows:
             atom = load(row, chunked.get(row[0]) if chunked else None, payload)
