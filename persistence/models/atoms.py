@@ -13,7 +13,8 @@ from typing import Any
 
 from ..exceptions import InvalidFormat
 from . import fields, states
-from .base import _Record
+from .base import _Record, _what
+from .bookkeeping import Bookkeeping
 from .failure import Failure
 
 __all__ = ["AtomDetail", "TaskDetail", "RetryDetail", "atom_detail_class",
@@ -35,6 +36,8 @@ def _failure_from_dict(data: Mapping[str, Any], key: str, what: str) -> Failure 
 
 
 _REVERT_STATES = frozenset((states.REVERTING, states.REVERTED, states.REVERT_FAILURE))
+_ATOM_STATES, _INTENTIONS, _EXECUTE = states.ATOM_STATES, frozenset(states.INTENTIONS), \
+    states.EXECUTE
 
 
 class AtomDetail(_Record):
@@ -150,6 +153,44 @@ class AtomDetail(_Record):
     def _results_from_data(data: Any, what: str = "atom detail") -> Any:
         return data
 
+    #: Whether :meth:`_results_from_data` keeps stored results as they are.
+    _RESULTS_AS_STORED = True
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any], bk: Bookkeeping) -> AtomDetail:
+        """An atom detail from its stored form as a backend read it (values opened),
+        with ``bk`` as its bookkeeping: a load builds thousands, so a record as this
+        library stores it is checked and taken as it is; anything else goes through
+        :meth:`from_dict` (the same record, the same errors)."""
+        get = data.get
+        state, intention, version = get("state"), get("intention"), get("version")
+        if ((state is None or (type(state) is str and state in _ATOM_STATES))
+                and (intention is None or (type(intention) is str and intention in _INTENTIONS))
+                and (version is None or type(version) is str or type(version) is int)):
+            ad = cls._stored(bk, get("uuid"), get("name"), get("meta"))
+            if ad is not None:
+                failure, revert_failure, results = get("failure"), get("revert_failure"), \
+                    get("results")
+                if not cls._RESULTS_AS_STORED or failure is not None \
+                        or revert_failure is not None:
+                    what = _what(cls.__name__, data)
+                    if not cls._RESULTS_AS_STORED:
+                        results = cls._results_from_data(results, what)
+                    failure = _failure_from_dict(data, "failure", what)
+                    revert_failure = _failure_from_dict(data, "revert_failure", what)
+                d = ad.__dict__
+                d["state"] = state
+                d["intention"] = _EXECUTE if intention is None else intention
+                d["results"] = results
+                d["failure"] = failure
+                d["revert_results"] = get("revert_results")
+                d["revert_failure"] = revert_failure
+                d["version"] = version
+                return ad
+        ad = cls.from_dict(data)
+        ad.__dict__["_bk"] = bk
+        return ad
+
     def copy(self) -> AtomDetail:
         """A shallow copy: results are shared, meta and version copied."""
         clone = self._clone()
@@ -225,6 +266,8 @@ class RetryDetail(AtomDetail):
     def _results_to_data(self) -> Any:
         return [[data, {name: f.to_dict() for name, f in failures.items()}]
                 for data, failures in self.results]
+
+    _RESULTS_AS_STORED = False
 
     @staticmethod
     def _results_from_data(data: Any, what: str = "retry detail") -> Any:
