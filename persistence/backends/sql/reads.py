@@ -37,15 +37,11 @@ class SQLReads:
         token, payload = self._token, self._backend.payload
         flows = []
         for row in rows:
-            fd = load_flow(row, payload)
-            bookkeeping(fd).mark_stored(token, fd.state)
-            flows.append(fd)
+            flows.append(load_flow(row, payload, token))
         return flows
 
     def _book(self, row: Any) -> models.LogBook:
-        book = load_book(row, self._backend.payload)
-        bookkeeping(book).mark_stored(self._token, None)
-        return book
+        return load_book(row, self._backend.payload, self._token)
 
     @staticmethod
     def _attach(parents: list[Any], children: list[Any], parent_of: dict[str, str],
@@ -75,12 +71,8 @@ class SQLReads:
         if any(row[11] for row in rows):
             chunked = join_chunks(conn.execute(chunk_statement, params))
         load, token, payload = load_atom, self._token, self._backend.payload
-        atoms = []
-        for row in rows:
-            atom = load(row, chunked.get(row[0]) if chunked else None, payload)
-            bookkeeping(atom).mark_stored(token, atom.state)
-            atoms.append(atom)
-        return atoms
+        return [load(row, chunked.get(row[0]) if chunked else None, payload, token)
+                for row in rows]
 
     def _load_one(self, kind: str, statement: sa.Select, uuid: str,
                   build: Callable[[sa.Connection, Any, dict[str, Any]], T],

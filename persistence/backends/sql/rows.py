@@ -13,7 +13,7 @@ from typing import Any
 from ...exceptions import SerializationError
 from ...models import encoding as serialization
 from ...models import records as models
-from ...models.bookkeeping import bookkeeping
+from ...models.bookkeeping import loaded
 from .codec import CHUNKED
 
 __all__ = ["load_book", "load_flow", "load_atom", "join_chunks"]
@@ -54,23 +54,59 @@ def _load_json(value: Any, table: str, uuid: Any, column: str) -> Any:
                                  f"or truncated: {err.__cause__}") from err.__cause__
 
 
-def load_book(row: Sequence[Any], payload: Any = None) -> models.LogBook:
+#: Short JSON texts that decode to an immutable value (an atom's version, most
+#: often the same few), decoded once.  Bounded: cleared when full.
+_SCALARS: dict[Any, Any] = {}
+_SCALAR_TEXT, _SCALARS_KEPT = 40, 256
+_IMMUTABLE = (str, int, float, bool)
+
+
+def _load_scalar(value: Any, table: str, uuid: Any, column: str) -> Any:
+    """:func:`_load_json` of a column that holds a short immutable value most often."""
+    if value is None:
+        return None
+    found = _SCALARS.get(value, _SCALARS) if type(value) is str else _SCALARS
+    if found is not _SCALARS:
+        return found
+    decoded = _load_json(value, table, uuid, column)
+    if type(value) is str and len(value) <= _SCALAR_TEXT and type(decoded) in _IMMUTABLE:
+        if len(_SCALARS) >= _SCALARS_KEPT:
+            _SCALARS.clear()
+        _SCALARS[value] = decoded
+    return decoded
+
+
+def _sealed(*texts: Any) -> bool:
+    """Whether any of the stored ``texts`` may hold a payload envelope."""
+    holds = serialization.holds_envelope
+    return any(text is not None and holds(text) for text in texts)
+
+
+def load_book(row: Sequence[Any], payload: Any = None,
+              token: object | None = None) -> models.LogBook:
+    """The logbook of a ``logbooks`` row, stamped as read from the store ``token`` names."""
     uuid, name, meta, created_at, updated_at, revision = row
     record = {"uuid": uuid, "name": name,
               "meta": _load_json(meta, "logbooks", uuid, "meta"),
               "created_at": created_at, "updated_at": updated_at, "revision": revision}
-    return serialization.load_logbook(record, _where("logbooks", uuid), payload)
+    return serialization.load_logbook(record, _where("logbooks", uuid), payload, token=token,
+                                      sealed=_sealed(meta))
 
 
-def load_flow(row: Sequence[Any], payload: Any = None) -> models.FlowDetail:
+def load_flow(row: Sequence[Any], payload: Any = None,
+              token: object | None = None) -> models.FlowDetail:
+    """The flow detail of a ``flowdetails`` row, stamped as read from the store ``token`` names."""
     uuid, name, meta, state, _parent, revision = row
     record = {"uuid": uuid, "name": name, "meta": _load_json(meta, "flowdetails", uuid, "meta"),
               "state": state, "revision": revision}
-    return serialization.load_flow(record, _where("flowdetails", uuid), payload)
+    return serialization.load_flow(record, _where("flowdetails", uuid), payload, token=token,
+                                   sealed=_sealed(meta))
 
 
 def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None,
-              payload: Any = None) -> models.AtomDetail:
+              payload: Any = None, token: object | None = None) -> models.AtomDetail:
+    """The atom detail of an ``atomdetails`` row (its chunked values from ``chunked``),
+    stamped as read from the store ``token`` names."""
     (uuid, name, meta, atom_type, state, intention, results, failure, revert_results,
      revert_failure, version, chunked_fields, _parent, revision) = row
     if chunked_fields:
@@ -86,6 +122,7 @@ def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None,
         revert_results, revert_failure = values["revert_results"], values["revert_failure"]
         meta = values["meta"]
     t = "atomdetails"
+    sealed = _sealed(results, failure, revert_results, revert_failure, meta)
     record = {"uuid": uuid, "name": name, "state": state, "intention": intention,
               "results": None if results is None else _load_json(results, t, uuid, "results"),
               "failure": None if failure is None else _load_json(failure, t, uuid, "failure"),
@@ -94,19 +131,17 @@ def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None,
               "revert_failure": (None if revert_failure is None else
                                  _load_json(revert_failure, t, uuid, "revert_failure")),
               "meta": None if meta is None else _load_json(meta, t, uuid, "meta"),
-              "version": None if version is None else _load_json(version, t, uuid, "version")}
-    serialization.open_values(record, payload, _where(t, uuid))
-    # models' own from_dict, without serialization.load_atom's wrapper (this runs
-    # once per atom of every load); its errors are reported the same way.
+              "version": _load_scalar(version, t, uuid, "version")}
+    if sealed:
+        serialization.open_values(record, payload, _where(t, uuid))
+    cls = _ATOM_CLASSES.get(atom_type) if type(atom_type) is str else None
+    if cls is None:     # raises CorruptRecord, naming the type
+        return serialization.load_atom(dict(record, type=atom_type, revision=revision),
+                                       _where(t, uuid), sealed=False)
     try:
-        atom = _ATOM_CLASSES[atom_type].from_dict(record)
-    except KeyError:
-        atom = serialization.load_atom(dict(record, type=atom_type, revision=revision),
-                                       _where(t, uuid))
+        return cls.from_stored(record, loaded(token, revision, state,
+                                              {CHUNKED: chunked_fields} if chunked_fields
+                                              else None))
     except (TypeError, ValueError, AttributeError) as err:
         raise SerializationError(f"stored data in {_where(t, uuid)} is not a valid record: "
                                  f"{err!r}") from err
-    bk = bookkeeping(atom)
-    bk.mark_saved(revision)
-    bk.set_extra(CHUNKED, chunked_fields or None)
-    return atom
