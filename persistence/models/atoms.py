@@ -13,7 +13,7 @@ from typing import Any
 
 from ..exceptions import InvalidFormat
 from . import fields, states
-from .base import _Record, _what
+from .base import _Record
 from .bookkeeping import Bookkeeping
 from .failure import Failure
 
@@ -160,36 +160,40 @@ class AtomDetail(_Record):
     def from_stored(cls, data: dict[str, Any], bk: Bookkeeping) -> AtomDetail:
         """An atom detail from its stored form as a backend read it (values opened),
         with ``bk`` as its bookkeeping: a load builds thousands, so a record as this
-        library stores it is checked and taken as it is; anything else goes through
-        :meth:`from_dict` (the same record, the same errors)."""
+        library stores it is checked and taken as it is (:meth:`_from_fields`);
+        anything else goes through :meth:`from_dict` (the same record, the same errors)."""
         get = data.get
-        state, intention, version = get("state"), get("intention"), get("version")
+        ad = cls._from_fields(bk, get("uuid"), get("name"), get("meta"), get("state"),
+                              get("intention"), get("results"), get("failure"),
+                              get("revert_results"), get("revert_failure"), get("version"))
+        if ad is None:
+            ad = cls.from_dict(data)
+            ad.__dict__["_bk"] = bk
+        return ad
+
+    @classmethod
+    def _from_fields(cls, bk: Bookkeeping, uuid: Any, name: Any, meta: Any, state: Any,
+                     intention: Any, results: Any, failure: Any, revert_results: Any,
+                     revert_failure: Any, version: Any) -> AtomDetail | None:
+        """The atom detail of these stored fields (values opened), or None unless each
+        is as this library stores it without failures or a retry history (the caller
+        then takes :meth:`from_dict`, which rebuilds those and says what is wrong)."""
         if ((state is None or (type(state) is str and state in _ATOM_STATES))
                 and (intention is None or (type(intention) is str and intention in _INTENTIONS))
-                and (version is None or type(version) is str or type(version) is int)):
-            ad = cls._stored(bk, get("uuid"), get("name"), get("meta"))
+                and (version is None or type(version) is str or type(version) is int)
+                and failure is None and revert_failure is None and cls._RESULTS_AS_STORED):
+            ad = cls._stored(bk, uuid, name, meta)
             if ad is not None:
-                failure, revert_failure, results = get("failure"), get("revert_failure"), \
-                    get("results")
-                if not cls._RESULTS_AS_STORED or failure is not None \
-                        or revert_failure is not None:
-                    what = _what(cls.__name__, data)
-                    if not cls._RESULTS_AS_STORED:
-                        results = cls._results_from_data(results, what)
-                    failure = _failure_from_dict(data, "failure", what)
-                    revert_failure = _failure_from_dict(data, "revert_failure", what)
                 d = ad.__dict__
                 d["state"] = state
                 d["intention"] = _EXECUTE if intention is None else intention
                 d["results"] = results
-                d["failure"] = failure
-                d["revert_results"] = get("revert_results")
-                d["revert_failure"] = revert_failure
+                d["failure"] = None
+                d["revert_results"] = revert_results
+                d["revert_failure"] = None
                 d["version"] = version
                 return ad
-        ad = cls.from_dict(data)
-        ad.__dict__["_bk"] = bk
-        return ad
+        return None
 
     def copy(self) -> AtomDetail:
         """A shallow copy: results are shared, meta and version copied."""

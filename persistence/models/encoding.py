@@ -50,6 +50,7 @@ class ValueCodec(Protocol):
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True)
 _decoder = json.JSONDecoder()
+_scan = _decoder.scan_once
 
 
 def dumps(value: Any, what: str = "value") -> bytes:
@@ -63,13 +64,47 @@ def dumps(value: Any, what: str = "value") -> bytes:
 
 
 def loads(data: bytes | str, where: str = "record") -> Any:
-    """Decode JSON bytes read from ``where``; corrupt data raises SerializationError."""
+    """Decode JSON bytes read from ``where``; corrupt data raises SerializationError.
+
+    With msgspec installed (``persistence[fast]``) its decoder goes first: it
+    returns the same values and refuses what it reads differently (NaN,
+    Infinity, lone surrogates, numbers beyond 64 bits...), which the standard
+    library then decodes (or rejects) as it always did.
+    """
+    if _fast_decode is not None:
+        try:
+            return _fast_decode(data)
+        except _FAST_REFUSED:
+            pass
     try:
-        if isinstance(data, (bytes, bytearray, memoryview)):
+        if type(data) is bytes:
+            data = data.decode("utf-8")
+        elif isinstance(data, (bytearray, memoryview)):
             data = bytes(data).decode("utf-8")
+        if type(data) is str:
+            # What this library writes (no whitespace around the value) in one call of
+            # the scanner; anything else, errors included, through decode() as before.
+            try:
+                value, end = _scan(data, 0)
+            except (StopIteration, ValueError):
+                end = -1
+            if end == len(data):
+                return value
         return _decoder.decode(data)
     except (UnicodeDecodeError, ValueError, TypeError) as err:
         raise SerializationError(f"stored data in {where} is corrupt or truncated: {err}") from err
+
+
+def _fast_decoder() -> tuple[Any, tuple[type[BaseException], ...]]:
+    """msgspec's JSON decoder and what it raises when it refuses input; (None, ()) without it."""
+    try:
+        import msgspec
+    except ImportError:
+        return None, ()
+    return msgspec.json.Decoder().decode, (msgspec.MsgspecError, RecursionError, TypeError)
+
+
+_fast_decode, _FAST_REFUSED = _fast_decoder()
 
 
 def describe(detail: models._Record) -> str:

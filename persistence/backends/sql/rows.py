@@ -76,10 +76,12 @@ def _load_scalar(value: Any, table: str, uuid: Any, column: str) -> Any:
     return decoded
 
 
-def _sealed(*texts: Any) -> bool:
-    """Whether any of the stored ``texts`` may hold a payload envelope."""
-    holds = serialization.holds_envelope
-    return any(text is not None and holds(text) for text in texts)
+_holds = serialization.holds_envelope
+
+
+def _sealed(text: Any) -> bool:
+    """Whether the stored ``text`` (a column's) may hold a payload envelope."""
+    return text is not None and text != "{}" and _holds(text)
 
 
 def load_book(row: Sequence[Any], payload: Any = None,
@@ -122,26 +124,37 @@ def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None,
         revert_results, revert_failure = values["revert_results"], values["revert_failure"]
         meta = values["meta"]
     t = "atomdetails"
-    sealed = _sealed(results, failure, revert_results, revert_failure, meta)
+    # Inline, as this runs once per atom: most of these columns are NULL.
+    sealed = ((results is not None and _holds(results))
+              or (failure is not None and _holds(failure))
+              or (revert_results is not None and _holds(revert_results))
+              or (revert_failure is not None and _holds(revert_failure)) or _sealed(meta))
+    results = None if results is None else _load_json(results, t, uuid, "results")
+    failure = None if failure is None else _load_json(failure, t, uuid, "failure")
+    revert_results = (None if revert_results is None
+                      else _load_json(revert_results, t, uuid, "revert_results"))
+    revert_failure = (None if revert_failure is None
+                      else _load_json(revert_failure, t, uuid, "revert_failure"))
+    # An empty meta ("{}", the usual) is left None: every record gets its own empty dict.
+    meta = None if meta is None or meta == "{}" else _load_json(meta, t, uuid, "meta")
+    version = _load_scalar(version, t, uuid, "version")
+    cls = _ATOM_CLASSES.get(atom_type) if type(atom_type) is str else None
+    bk = loaded(token, revision, state, {CHUNKED: chunked_fields} if chunked_fields else None)
+    if cls is not None and not sealed:
+        atom = cls._from_fields(bk, uuid, name, meta, state, intention, results, failure,
+                                revert_results, revert_failure, version)
+        if atom is not None:
+            return atom
     record = {"uuid": uuid, "name": name, "state": state, "intention": intention,
-              "results": None if results is None else _load_json(results, t, uuid, "results"),
-              "failure": None if failure is None else _load_json(failure, t, uuid, "failure"),
-              "revert_results": (None if revert_results is None else
-                                 _load_json(revert_results, t, uuid, "revert_results")),
-              "revert_failure": (None if revert_failure is None else
-                                 _load_json(revert_failure, t, uuid, "revert_failure")),
-              "meta": None if meta is None else _load_json(meta, t, uuid, "meta"),
-              "version": _load_scalar(version, t, uuid, "version")}
+              "results": results, "failure": failure, "revert_results": revert_results,
+              "revert_failure": revert_failure, "meta": meta, "version": version}
     if sealed:
         serialization.open_values(record, payload, _where(t, uuid))
-    cls = _ATOM_CLASSES.get(atom_type) if type(atom_type) is str else None
     if cls is None:     # raises CorruptRecord, naming the type
         return serialization.load_atom(dict(record, type=atom_type, revision=revision),
                                        _where(t, uuid), sealed=False)
     try:
-        return cls.from_stored(record, loaded(token, revision, state,
-                                              {CHUNKED: chunked_fields} if chunked_fields
-                                              else None))
+        return cls.from_stored(record, bk)
     except (TypeError, ValueError, AttributeError) as err:
         raise SerializationError(f"stored data in {_where(t, uuid)} is not a valid record: "
                                  f"{err!r}") from err
