@@ -27,8 +27,12 @@ class PathReads(PathPrimitives):
         """The record ``loader`` (an ``encoding.load_*``) makes of ``raw``, stamped as
         read from this store; its values are opened only if its text may hold an
         envelope."""
-        return loader(self._decode(raw, path), self._where(path), self._backend.payload,
-                      token=self._backend.token,
+        where = self._where(path)     # once (dir: a file path built from two joins)
+        record = serialization.loads(raw[0], where)
+        if type(record) is not dict:
+            return self._decode(raw, path)    # not a record: raises, naming it
+        record["revision"] = raw[1]
+        return loader(record, where, self._backend.payload, token=self._backend.token,
                       sealed=serialization.holds_envelope(raw[0]))
 
     def _load_atoms(self, atom_uuids: list[str]) -> list[models.AtomDetail]:
