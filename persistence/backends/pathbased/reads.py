@@ -37,9 +37,12 @@ class PathReads(PathPrimitives):
 
     def _load_atoms(self, atom_uuids: list[str]) -> list[models.AtomDetail]:
         paths = [self._atom(u) for u in atom_uuids]
+        raws = self._read_many(paths)
         atoms = []
-        for path, raw in zip(paths, self._read_many(paths)):
-            if raw is not None:  # a link whose record was deleted meanwhile
+        for i, path in enumerate(paths):
+            raw = raws[i]
+            if raw is not None:  # None: a link whose record was deleted meanwhile
+                raws[i] = None   # dropped as it is used: a load of thousands keeps no copy
                 atoms.append(self._loaded(serialization.load_atom, raw, path))
         return atoms
 
