@@ -14,6 +14,7 @@ from typing import Any
 from ..exceptions import InvalidFormat
 from . import fields, states
 from .base import _Record
+from .bookkeeping import Bookkeeping
 from .failure import Failure
 
 __all__ = ["AtomDetail", "TaskDetail", "RetryDetail", "atom_detail_class",
@@ -35,6 +36,8 @@ def _failure_from_dict(data: Mapping[str, Any], key: str, what: str) -> Failure 
 
 
 _REVERT_STATES = frozenset((states.REVERTING, states.REVERTED, states.REVERT_FAILURE))
+_ATOM_STATES, _INTENTIONS, _EXECUTE = states.ATOM_STATES, frozenset(states.INTENTIONS), \
+    states.EXECUTE
 
 
 class AtomDetail(_Record):
@@ -150,6 +153,48 @@ class AtomDetail(_Record):
     def _results_from_data(data: Any, what: str = "atom detail") -> Any:
         return data
 
+    #: Whether :meth:`_results_from_data` keeps stored results as they are.
+    _RESULTS_AS_STORED = True
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any], bk: Bookkeeping) -> AtomDetail:
+        """An atom detail from its stored form as a backend read it (values opened),
+        with ``bk`` as its bookkeeping: a load builds thousands, so a record as this
+        library stores it is checked and taken as it is (:meth:`_from_fields`);
+        anything else goes through :meth:`from_dict` (the same record, the same errors)."""
+        get = data.get
+        ad = cls._from_fields(bk, get("uuid"), get("name"), get("meta"), get("state"),
+                              get("intention"), get("results"), get("failure"),
+                              get("revert_results"), get("revert_failure"), get("version"))
+        if ad is None:
+            ad = cls.from_dict(data)
+            ad.__dict__["_bk"] = bk
+        return ad
+
+    @classmethod
+    def _from_fields(cls, bk: Bookkeeping, uuid: Any, name: Any, meta: Any, state: Any,
+                     intention: Any, results: Any, failure: Any, revert_results: Any,
+                     revert_failure: Any, version: Any) -> AtomDetail | None:
+        """The atom detail of these stored fields (values opened), or None unless each
+        is as this library stores it without failures or a retry history (the caller
+        then takes :meth:`from_dict`, which rebuilds those and says what is wrong)."""
+        if ((state is None or (type(state) is str and state in _ATOM_STATES))
+                and (intention is None or (type(intention) is str and intention in _INTENTIONS))
+                and (version is None or type(version) is str or type(version) is int)
+                and failure is None and revert_failure is None and cls._RESULTS_AS_STORED):
+            ad = cls._stored(bk, uuid, name, meta)
+            if ad is not None:
+                d = ad.__dict__
+                d["state"] = state
+                d["intention"] = _EXECUTE if intention is None else intention
+                d["results"] = results
+                d["failure"] = None
+                d["revert_results"] = revert_results
+                d["revert_failure"] = None
+                d["version"] = version
+                return ad
+        return None
+
     def copy(self) -> AtomDetail:
         """A shallow copy: results are shared, meta and version copied."""
         clone = self._clone()
@@ -225,6 +270,8 @@ class RetryDetail(AtomDetail):
     def _results_to_data(self) -> Any:
         return [[data, {name: f.to_dict() for name, f in failures.items()}]
                 for data, failures in self.results]
+
+    _RESULTS_AS_STORED = False
 
     @staticmethod
     def _results_from_data(data: Any, what: str = "retry detail") -> Any:

@@ -98,6 +98,19 @@ class _TrackedDict(dict):
         return (dict, (dict(self),))
 
 
+def _tracked(owner: _Record, data: dict) -> _TrackedDict:
+    """``_TrackedDict(owner, data)`` without the Python-level ``__init__`` (loads
+    build one per record)."""
+    tracked = _new_dict(_TrackedDict)
+    if data:
+        _fill(tracked, data)
+    tracked._owner = owner
+    return tracked
+
+
+_new_dict, _fill, _new_object = dict.__new__, dict.update, object.__new__
+
+
 class _Record:
     """Base of every model: uuid, name, meta, revision and change tracking."""
 
@@ -162,6 +175,23 @@ class _Record:
         record = cls(fields.text(data, "name", what),
                      uuid=fields.text(data, "uuid", what, non_empty=True))
         return record, data, what
+
+    @classmethod
+    def _stored(cls, bk: Bookkeeping, uuid: Any, name: Any, meta: Any) -> Any:
+        """The start of every ``from_stored``: a record of this class with ``bk``, uuid,
+        name and meta, or None when these are not as this library stores them (the
+        caller then builds it with ``from_dict``, which says what is wrong).  Nothing
+        else is set: the caller sets every other field, in ``__init__``'s order."""
+        if (type(uuid) is not str or not uuid or type(name) is not str
+                or (meta is not None and type(meta) is not dict)):
+            return None
+        record = _new_object(cls)
+        d = record.__dict__
+        d["_bk"] = bk
+        d["uuid"] = uuid
+        d["name"] = name
+        d["meta"] = _tracked(record, meta)
+        return record
 
     def _take_meta(self, data: Mapping[str, Any], what: str) -> None:
         """Set ``meta`` from a record dict (part of ``from_dict``)."""

@@ -14,7 +14,7 @@ import weakref
 from typing import Any
 
 __all__ = ["Bookkeeping", "bookkeeping", "undo_point", "roll_back", "take_bookkeeping",
-           "atoms_to_check", "flow_written"]
+           "atoms_to_check", "flow_written", "loaded"]
 
 _CONTAINERS = ("_atomdetails_by_id", "_flowdetails_by_id")
 
@@ -158,6 +158,24 @@ class Bookkeeping:
     def __repr__(self) -> str:
         return (f"<Bookkeeping revision={self.revision} changed={self.changed} "
                 f"stored_state={self.stored_state!r}>")
+
+
+def loaded(token: object | None, revision: int | None, state: str | None,
+           extras: dict[str, Any] | None = None) -> Bookkeeping:
+    """The bookkeeping of a record just built from what the store ``token`` names
+    (None: no store yet) holds at ``revision``, with ``state``: unchanged, watched
+    by no flow (what ``mark_saved`` then ``mark_stored`` make of a new one)."""
+    bk = _new_bookkeeping(Bookkeeping)
+    bk.token = token
+    bk.revision = revision
+    bk.stored_state = state
+    bk.changed = False
+    bk.extras = extras
+    bk.watchers = bk.pending = None
+    return bk
+
+
+_new_bookkeeping = object.__new__
 
 
 def bookkeeping(record: Any) -> Bookkeeping:

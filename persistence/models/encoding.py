@@ -25,10 +25,12 @@ from .. import telemetry
 from ..exceptions import CorruptRecord, InvalidFormat, SerializationError, UnserializableValue
 from . import fields
 from . import records as models
+from .bookkeeping import loaded
 
 __all__ = ["dumps", "dumps_text", "encode_text", "text_encoder", "loads", "logbook_record",
            "flow_record", "atom_record", "load_logbook", "load_flow", "load_atom", "ValueCodec",
-           "ATOM_VALUES", "PAYLOAD_MARKER", "seal_value", "seal_meta", "open_values", "describe"]
+           "ATOM_VALUES", "PAYLOAD_MARKER", "seal_value", "seal_meta", "open_values", "describe",
+           "holds_envelope"]
 
 #: The key that marks a stored value as a payload envelope (:mod:`persistence.payload`).
 PAYLOAD_MARKER = "$payload"
@@ -50,6 +52,7 @@ class ValueCodec(Protocol):
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True)
 _decoder = json.JSONDecoder()
+_scan = _decoder.scan_once
 
 
 def text_encoder(template: json.JSONEncoder) -> Callable[[Any], str]:
@@ -105,13 +108,47 @@ def dumps_text(value: Any, what: str = "value") -> str:
 
 
 def loads(data: bytes | str, where: str = "record") -> Any:
-    """Decode JSON bytes read from ``where``; corrupt data raises SerializationError."""
+    """Decode JSON bytes read from ``where``; corrupt data raises SerializationError.
+
+    With msgspec installed (``persistence[fast]``) its decoder goes first: it
+    returns the same values and refuses what it reads differently (NaN,
+    Infinity, lone surrogates, numbers beyond 64 bits...), which the standard
+    library then decodes (or rejects) as it always did.
+    """
+    if _fast_decode is not None:
+        try:
+            return _fast_decode(data)
+        except _FAST_REFUSED:
+            pass
     try:
-        if isinstance(data, (bytes, bytearray, memoryview)):
+        if type(data) is bytes:
+            data = data.decode("utf-8")
+        elif isinstance(data, (bytearray, memoryview)):
             data = bytes(data).decode("utf-8")
+        if type(data) is str:
+            # What this library writes (no whitespace around the value) in one call of
+            # the scanner; anything else, errors included, through decode() as before.
+            try:
+                value, end = _scan(data, 0)
+            except (StopIteration, ValueError):
+                end = -1
+            if end == len(data):
+                return value
         return _decoder.decode(data)
     except (UnicodeDecodeError, ValueError, TypeError) as err:
         raise SerializationError(f"stored data in {where} is corrupt or truncated: {err}") from err
+
+
+def _fast_decoder() -> tuple[Any, tuple[type[BaseException], ...]]:
+    """msgspec's JSON decoder and what it raises when it refuses input; (None, ()) without it."""
+    try:
+        import msgspec
+    except ImportError:
+        return None, ()
+    return msgspec.json.Decoder().decode, (msgspec.MsgspecError, RecursionError, TypeError)
+
+
+_fast_decode, _FAST_REFUSED = _fast_decoder()
 
 
 def describe(detail: models._Record) -> str:
@@ -279,32 +316,81 @@ def _load(build, record: Any, where: str):
     return obj
 
 
+def holds_envelope(data: bytes | str) -> bool:
+    """Whether stored text may hold a payload envelope (a value to open): this
+    library writes the marker key as it is, so text without it holds none."""
+    if type(data) is bytes:
+        return _MARKER_BYTES in data
+    if isinstance(data, str):
+        return PAYLOAD_MARKER in data
+    try:
+        return _MARKER_BYTES in bytes(data)   # bytearray, memoryview...
+    except TypeError:
+        return True                           # not text: let the decoder say so
+
+
+_MARKER_BYTES = PAYLOAD_MARKER.encode("ascii")
+
+
+def _load_stored(cls: Any, record: dict[str, Any], where: str, codec: ValueCodec | None,
+                 names: tuple[str, ...], token: object | None, sealed: bool,
+                 state: Any = None) -> Any:
+    """``cls.from_stored`` of a stored record (a dict), its values opened unless
+    ``sealed`` is False, stamped as read from the store ``token`` names (None: none)."""
+    if sealed:
+        open_values(record, codec, where, names)
+    try:
+        return cls.from_stored(record, loaded(token, record.get("revision"),
+                                              state if token is not None else None))
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as err:
+        raise CorruptRecord(f"stored data in {where} is not a valid record: {err}",
+                            location=where) from err
+
+
 def load_logbook(record: dict[str, Any], where: str = "logbook",
-                 codec: ValueCodec | None = None) -> models.LogBook:
-    """A logbook from its stored form (meta values through ``codec``)."""
-    return _load(models.LogBook.from_dict, _opened(record, codec, where, ()), where)
+                 codec: ValueCodec | None = None, *, token: object | None = None,
+                 sealed: bool = True) -> models.LogBook:
+    """A logbook from its stored form (meta values through ``codec``); ``token``
+    names the store it was read from, ``sealed=False`` says the stored text holds
+    no envelope (:func:`holds_envelope`), so no value is opened."""
+    if type(record) is not dict:
+        return _load(models.LogBook.from_dict, record, where)
+    return _load_stored(models.LogBook, record, where, codec, (), token, sealed)
 
 
 def load_flow(record: dict[str, Any], where: str = "flow detail",
-              codec: ValueCodec | None = None) -> models.FlowDetail:
-    """A flow detail from its stored form (meta values through ``codec``)."""
-    return _load(models.FlowDetail.from_dict, _opened(record, codec, where, ()), where)
-
-
-def _opened(record: Any, codec: ValueCodec | None, where: str,
-            names: tuple[str, ...]) -> Any:
-    return open_values(record, codec, where, names) if type(record) is dict else record
+              codec: ValueCodec | None = None, *, token: object | None = None,
+              sealed: bool = True) -> models.FlowDetail:
+    """A flow detail from its stored form (meta values through ``codec``); ``token``
+    and ``sealed`` as for :func:`load_logbook`."""
+    if type(record) is not dict:
+        return _load(models.FlowDetail.from_dict, record, where)
+    return _load_stored(models.FlowDetail, record, where, codec, (), token, sealed,
+                        record.get("state"))
 
 
 def load_atom(record: dict[str, Any], where: str = "atom detail",
-              codec: ValueCodec | None = None) -> models.AtomDetail:
-    """An atom detail from its stored form (its values through ``codec``)."""
-    record = _opened(record, codec, where, ATOM_VALUES)
+              codec: ValueCodec | None = None, *, token: object | None = None,
+              sealed: bool = True) -> models.AtomDetail:
+    """An atom detail from its stored form (its values through ``codec``); ``token``
+    and ``sealed`` as for :func:`load_logbook`."""
+    if type(record) is not dict:
+        return _load(_atom_from_dict, record, where)
+    kind = record.get("type")
+    cls = _ATOM_CLASSES.get(kind) if type(kind) is str else None
+    if cls is None:   # the error says why (after the values, as every load opens them first)
+        return _load(_atom_from_dict, open_values(record, codec, where) if sealed else record,
+                     where)
+    return _load_stored(cls, record, where, codec, ATOM_VALUES, token, sealed,
+                        record.get("state"))
 
-    def build(rec):
-        kind = rec.get("type")
-        if kind not in models.ATOM_TYPES:
-            raise InvalidFormat(f"'type' must be one of {', '.join(models.ATOM_TYPES)}, "
-                                f"not {kind!r:.60}")
-        return models.atom_detail_class(kind).from_dict(rec)
-    return _load(build, record, where)
+
+def _atom_from_dict(rec: Any) -> models.AtomDetail:
+    kind = rec.get("type")
+    if kind not in models.ATOM_TYPES:
+        raise InvalidFormat(f"'type' must be one of {', '.join(models.ATOM_TYPES)}, "
+                            f"not {kind!r:.60}")
+    return models.atom_detail_class(kind).from_dict(rec)
+
+
+_ATOM_CLASSES = {kind: models.atom_detail_class(kind) for kind in models.ATOM_TYPES}

@@ -15,8 +15,11 @@ from .base import _format_time, _Record, _TrackedDict, _utcnow
 
 if TYPE_CHECKING:
     from .atoms import AtomDetail
+    from .bookkeeping import Bookkeeping
 
 __all__ = ["LogBook", "FlowDetail"]
+
+_FLOW_STATES = states.FLOW_STATES
 
 
 class LogBook(_Record):
@@ -63,6 +66,22 @@ class LogBook(_Record):
         d = lb.__dict__
         d["created_at"] = fields.timestamp(data, "created_at", what)
         d["updated_at"] = fields.timestamp(data, "updated_at", what)
+        return lb
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any], bk: Bookkeeping) -> LogBook:
+        """A logbook (without flow details) from its stored form as a backend read it,
+        with ``bk`` as its bookkeeping; the same record :meth:`from_dict` makes."""
+        lb = cls._stored(bk, data.get("uuid"), data.get("name"), data.get("meta"))
+        if lb is None:
+            lb = cls.from_dict(data)
+            lb.__dict__["_bk"] = bk
+            return lb
+        what = f"logbook {lb.uuid}"
+        d = lb.__dict__
+        d["created_at"] = fields.timestamp(data, "created_at", what)
+        d["updated_at"] = fields.timestamp(data, "updated_at", what)
+        d["_flowdetails_by_id"] = {}
         return lb
 
     def pformat(self, indent: int = 0, linesep: str = "\n") -> str:
@@ -123,6 +142,23 @@ class FlowDetail(_Record):
         fd, data, what = cls._start_from(data, "flow detail")
         fd.__dict__["state"] = fields.state(data, "state", what, states.FLOW_STATES)
         fd._take_meta(data, what)
+        return fd
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any], bk: Bookkeeping) -> FlowDetail:
+        """A flow detail (without atom details) from its stored form as a backend read
+        it, with ``bk`` as its bookkeeping; the same record :meth:`from_dict` makes."""
+        state = data.get("state")
+        fd = None
+        if state is None or (type(state) is str and state in _FLOW_STATES):
+            fd = cls._stored(bk, data.get("uuid"), data.get("name"), data.get("meta"))
+        if fd is None:
+            fd = cls.from_dict(data)
+            fd.__dict__["_bk"] = bk
+            return fd
+        d = fd.__dict__
+        d["state"] = state
+        d["_atomdetails_by_id"] = {}
         return fd
 
     def add(self, ad: AtomDetail) -> None:

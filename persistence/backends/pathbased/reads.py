@@ -23,12 +23,27 @@ __all__ = ["PathReads"]
 class PathReads(PathPrimitives):
     """The read half of the Connection API."""
 
+    def _loaded(self, loader: Any, raw: tuple[bytes, int], path: str) -> Any:
+        """The record ``loader`` (an ``encoding.load_*``) makes of ``raw``, stamped as
+        read from this store; its values are opened only if its text may hold an
+        envelope."""
+        where = self._where(path)     # once (dir: a file path built from two joins)
+        record = serialization.loads(raw[0], where)
+        if type(record) is not dict:
+            return self._decode(raw, path)    # not a record: raises, naming it
+        record["revision"] = raw[1]
+        return loader(record, where, self._backend.payload, token=self._backend.token,
+                      sealed=serialization.holds_envelope(raw[0]))
+
     def _load_atoms(self, atom_uuids: list[str]) -> list[models.AtomDetail]:
         paths = [self._atom(u) for u in atom_uuids]
+        raws = self._read_many(paths)
         atoms = []
-        for path, raw in zip(paths, self._read_many(paths)):
-            if raw is not None:  # a link whose record was deleted meanwhile
-                atoms.append(self._build(serialization.load_atom, raw, path))
+        for i, path in enumerate(paths):
+            raw = raws[i]
+            if raw is not None:  # None: a link whose record was deleted meanwhile
+                raws[i] = None   # dropped as it is used: a load of thousands keeps no copy
+                atoms.append(self._loaded(serialization.load_atom, raw, path))
         return atoms
 
     def _load_flows(self, flow_uuids: list[str], lazy: bool) -> list[models.FlowDetail]:
@@ -37,7 +52,7 @@ class PathReads(PathPrimitives):
         flows = []
         for path, raw in zip(paths, raws):
             if raw is not None:
-                flows.append(self._build(serialization.load_flow, raw, path))
+                flows.append(self._loaded(serialization.load_flow, raw, path))
         if not lazy:
             children = self._children_many([self._flow(fd.uuid) for fd in flows])
             atoms = self._load_atoms([u for names in children for u in links(names)])
@@ -57,7 +72,7 @@ class PathReads(PathPrimitives):
                     if missing_ok:
                         continue
                     raise NotFound(f"no logbook {uuid}")
-                books.append(self._build(serialization.load_logbook, raw, path))
+                books.append(self._loaded(serialization.load_logbook, raw, path))
             if not lazy:
                 present = [names for raw, names in zip(raws, flow_lists) if raw is not None]
                 flows = self._load_flows([u for names in present for u in links(names)],

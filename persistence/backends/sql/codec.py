@@ -10,23 +10,22 @@ record any backend stores can be copied to any other.
 
 Large atom values are moved out of the row into chunk rows (see
 :func:`split_large`) so that no single statement exceeds what the server
-accepts (MariaDB: 16 MiB per packet).  Reading puts them back.
+accepts (MariaDB: 16 MiB per packet).  Reading puts them back
+(:mod:`.rows`, the read half).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ...exceptions import SerializationError
 from ...models import encoding as serialization
 from ...models import records as models
-from ...models.bookkeeping import bookkeeping
 from ...models.fields import stored_name
 from ..shared import check_component
 
-__all__ = ["book_params", "flow_params", "atom_params", "split_large", "too_large", "load_book",
-           "load_flow", "load_atom", "join_chunks", "LARGE_FIELDS"]
+__all__ = ["book_params", "flow_params", "atom_params", "split_large", "too_large",
+           "LARGE_FIELDS", "CHUNKED"]
 
 #: Atom columns that may hold values of any size.
 LARGE_FIELDS = ("results", "revert_results", "failure", "revert_failure", "meta")
@@ -34,8 +33,6 @@ _LARGE_KEYS = tuple(f"v_{field}" for field in LARGE_FIELDS)   # their parameters
 
 _dumps = serialization.dumps_text
 _encode = serialization.encode_text
-_ATOM_CLASSES = {name: models.atom_detail_class(name) for name in ("TASK_DETAIL", "RETRY_DETAIL")}
-_loads = serialization.loads
 _MARKER = serialization.PAYLOAD_MARKER
 
 #: The backend extra (:class:`~persistence.models.bookkeeping.Bookkeeping`)
@@ -164,93 +161,3 @@ def split_large(params: dict[str, Any], limit: int | None,
                          "data": data[start:start + chunk_size]})
     params["v_chunked"] = ",".join(moved)
     return rows
-
-
-def join_chunks(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, str]]:
-    """Chunk rows (atom_uuid, field, seq, data) ordered by key → {uuid: {field: text}}."""
-    parts: dict[tuple[str, str], list[bytes]] = {}
-    for atom_uuid, field, _seq, data in rows:
-        parts.setdefault((atom_uuid, field), []).append(bytes(data))
-    out: dict[str, dict[str, str]] = {}
-    for (atom_uuid, field), pieces in parts.items():
-        try:
-            text = b"".join(pieces).decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise SerializationError(f"stored data in table atomdetail_chunks, atom uuid "
-                                     f"{atom_uuid}, field {field} is corrupt: {err}") from err
-        out.setdefault(atom_uuid, {})[field] = text
-    return out
-
-
-def _where(table: str, uuid: Any, column: str | None = None) -> str:
-    return f"table {table}, uuid {uuid}" + (f", column {column}" if column else "")
-
-
-def _load_json(value: Any, table: str, uuid: Any, column: str) -> Any:
-    if value is None:
-        return None
-    if value == "{}":
-        return {}
-    try:
-        return _loads(value, table)
-    except SerializationError as err:  # name the row only when it is needed
-        raise SerializationError(f"stored data in {_where(table, uuid, column)} is corrupt "
-                                 f"or truncated: {err.__cause__}") from err.__cause__
-
-
-def load_book(row: Sequence[Any], payload: Any = None) -> models.LogBook:
-    uuid, name, meta, created_at, updated_at, revision = row
-    record = {"uuid": uuid, "name": name,
-              "meta": _load_json(meta, "logbooks", uuid, "meta"),
-              "created_at": created_at, "updated_at": updated_at, "revision": revision}
-    return serialization.load_logbook(record, _where("logbooks", uuid), payload)
-
-
-def load_flow(row: Sequence[Any], payload: Any = None) -> models.FlowDetail:
-    uuid, name, meta, state, _parent, revision = row
-    record = {"uuid": uuid, "name": name, "meta": _load_json(meta, "flowdetails", uuid, "meta"),
-              "state": state, "revision": revision}
-    return serialization.load_flow(record, _where("flowdetails", uuid), payload)
-
-
-def load_atom(row: Sequence[Any], chunked: dict[str, str] | None = None,
-              payload: Any = None) -> models.AtomDetail:
-    (uuid, name, meta, atom_type, state, intention, results, failure, revert_results,
-     revert_failure, version, chunked_fields, _parent, revision) = row
-    if chunked_fields:
-        found = chunked or {}
-        values = {"results": results, "failure": failure, "revert_results": revert_results,
-                  "revert_failure": revert_failure, "meta": meta}
-        for field in chunked_fields.split(","):
-            if field not in found:
-                raise SerializationError(f"stored data in {_where('atomdetails', uuid)} "
-                                         f"is incomplete: chunks of {field} are missing")
-            values[field] = found[field]
-        results, failure = values["results"], values["failure"]
-        revert_results, revert_failure = values["revert_results"], values["revert_failure"]
-        meta = values["meta"]
-    t = "atomdetails"
-    record = {"uuid": uuid, "name": name, "state": state, "intention": intention,
-              "results": None if results is None else _load_json(results, t, uuid, "results"),
-              "failure": None if failure is None else _load_json(failure, t, uuid, "failure"),
-              "revert_results": (None if revert_results is None else
-                                 _load_json(revert_results, t, uuid, "revert_results")),
-              "revert_failure": (None if revert_failure is None else
-                                 _load_json(revert_failure, t, uuid, "revert_failure")),
-              "meta": None if meta is None else _load_json(meta, t, uuid, "meta"),
-              "version": None if version is None else _load_json(version, t, uuid, "version")}
-    serialization.open_values(record, payload, _where(t, uuid))
-    # models' own from_dict, without serialization.load_atom's wrapper (this runs
-    # once per atom of every load); its errors are reported the same way.
-    try:
-        atom = _ATOM_CLASSES[atom_type].from_dict(record)
-    except KeyError:
-        atom = serialization.load_atom(dict(record, type=atom_type, revision=revision),
-                                       _where(t, uuid))
-    except (TypeError, ValueError, AttributeError) as err:
-        raise SerializationError(f"stored data in {_where(t, uuid)} is not a valid record: "
-                                 f"{err!r}") from err
-    bk = bookkeeping(atom)
-    bk.mark_saved(revision)
-    bk.set_extra(CHUNKED, chunked_fields or None)
-    return atom

@@ -7,7 +7,7 @@ reads of more than one statement share one snapshot (``Session.read``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from ...exceptions import NotFound
 from ...models import records as models
 from ...models.bookkeeping import bookkeeping
 from ..shared import check_component
-from . import codec
+from .rows import join_chunks, load_atom, load_book, load_flow
 from .session import Session
 from .statements import ATOMS, BOOKS, CHUNKS, FLOWS
 
@@ -37,15 +37,11 @@ class SQLReads:
         token, payload = self._token, self._backend.payload
         flows = []
         for row in rows:
-            fd = codec.load_flow(row, payload)
-            bookkeeping(fd).mark_stored(token, fd.state)
-            flows.append(fd)
+            flows.append(load_flow(row, payload, token))
         return flows
 
     def _book(self, row: Any) -> models.LogBook:
-        book = codec.load_book(row, self._backend.payload)
-        bookkeeping(book).mark_stored(self._token, None)
-        return book
+        return load_book(row, self._backend.payload, self._token)
 
     @staticmethod
     def _attach(parents: list[Any], children: list[Any], parent_of: dict[str, str],
@@ -64,22 +60,34 @@ class SQLReads:
                     lazy: bool) -> list[models.FlowDetail]:
         flows = self._flows(flow_rows)
         if not lazy and flows:
-            rows = conn.execute(atom_statement, params).all()
-            atoms = self._atoms_from(conn, rows, chunk_statement, params)
-            self._attach(flows, atoms, {row[0]: row[12] for row in rows}, "_atomdetails_by_id")
+            parent_of: dict[str, str] = {}
+            atoms = self._atoms_from(conn, conn.execute(atom_statement, params),
+                                     chunk_statement, params, parent_of)
+            self._attach(flows, atoms, parent_of, "_atomdetails_by_id")
         return flows
 
-    def _atoms_from(self, conn: sa.Connection, rows: list[Any], chunk_statement: sa.Select,
-                    params: dict[str, Any]) -> list[models.AtomDetail]:
-        chunked = None
-        if any(row[11] for row in rows):
-            chunked = codec.join_chunks(conn.execute(chunk_statement, params))
-        load, token, payload = codec.load_atom, self._token, self._backend.payload
-        atoms = []
+    def _atoms_from(self, conn: sa.Connection, rows: Iterable[Any], chunk_statement: sa.Select,
+                    params: dict[str, Any],
+                    parent_of: dict[str, str] | None = None) -> list[models.AtomDetail]:
+        """The atoms of ``rows``, each built as its row is read: no row outlives its
+        atom (a load of thousands would otherwise keep two more objects per atom
+        alive to the end, for the garbage collector to scan and promote).  Rows
+        with chunked values wait for the chunk rows, read once all are seen."""
+        load, token, payload = load_atom, self._token, self._backend.payload
+        atoms: list[Any] = []
+        waiting: list[tuple[int, Any]] = []
         for row in rows:
-            atom = load(row, chunked.get(row[0]) if chunked else None, payload)
-            bookkeeping(atom).mark_stored(token, atom.state)
-            atoms.append(atom)
+            if parent_of is not None:
+                parent_of[row[0]] = row[12]
+            if row[11]:
+                waiting.append((len(atoms), row))
+                atoms.append(None)
+            else:
+                atoms.append(load(row, None, payload, token))
+        if waiting:
+            chunked = join_chunks(conn.execute(chunk_statement, params))
+            for i, row in waiting:
+                atoms[i] = load(row, chunked.get(row[0]), payload, token)
         return atoms
 
     def _load_one(self, kind: str, statement: sa.Select, uuid: str,
@@ -158,5 +166,5 @@ class SQLReads:
     def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
         return self._load_children(
             f"load the atom details of flow {fd_uuid}", "flow detail", FLOWS.exists, fd_uuid,
-            lambda conn, params: self._atoms_from(conn, conn.execute(ATOMS.by_flow, params).all(),
+            lambda conn, params: self._atoms_from(conn, conn.execute(ATOMS.by_flow, params),
                                                   CHUNKS.by_flow, params))
