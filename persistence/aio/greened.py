@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from ..backends.base import Backend, Connection
-from .connection import AsyncBackend, OverSyncConnection
+from . import bridge
+from .connection import AsyncBackend, OverSyncConnection, run_method
 
 __all__ = ["GreenBackend", "GreenConnection", "Spawn"]
 
@@ -39,6 +40,19 @@ class GreenConnection(OverSyncConnection):
     async def _locked(self, fn: Callable[..., Any], *args: Any) -> Any:
         async with self._lock:
             return await self._spawn(fn, *args)
+
+    def _run_here(self, name: str, args: tuple, kwargs: dict) -> Any:
+        """Run contract method ``name`` in the calling greenlet of
+        :func:`~persistence.aio.bridge.run_sync` (AsyncStorage's): its I/O is awaited
+        by that greenlet's task, with no task nor greenlet of its own.  Once started
+        it runs to its end, whoever stops waiting."""
+        lock = self._lock
+        bridge.wait(lock.acquire())
+        try:
+            with bridge.uninterrupted():
+                return run_method(self._conn, name, args, kwargs)
+        finally:
+            lock.release()
 
 
 class GreenBackend(AsyncBackend):
