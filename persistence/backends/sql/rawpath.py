@@ -14,6 +14,11 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+try:
+    from sqlalchemy.util import await_ as _await  # SQLAlchemy >= 2.1
+except ImportError:  # pragma: no cover - SQLAlchemy 2.0
+    from sqlalchemy.util import await_only as _await
+
 __all__ = ["RawHost", "begin_with", "executemany", "execute_more", "execute_raw",
            "autocommit_form", "run_autocommit"]
 
@@ -120,9 +125,28 @@ def run_autocommit(session: RawHost, conn: sa.Connection, raw: Any,
                    params: dict[str, Any]) -> int:
     """Run ``raw`` (from :func:`autocommit_form`) in autocommit: one round trip,
     where BEGIN, statement and COMMIT take three; the rows matched."""
+    if session.dialect.is_async:   # persistence.aio: psycopg's AsyncConnection
+        return _await(_autocommit_async(conn.connection.driver_connection, raw.sql,
+                                        raw.params(params)))
     dbapi = conn.connection.dbapi_connection
     dbapi.autocommit = True
     try:
         return _rows(session, dbapi, raw.sql, raw.params(params))
     finally:
         dbapi.autocommit = False
+
+
+async def _autocommit_async(driver: Any, sql: str, params: Any) -> int:
+    """:func:`run_autocommit` on psycopg's AsyncConnection, the same driver calls as
+    one coroutine: the greenlet running the backend awaits once per statement, not
+    once per driver call (through SQLAlchemy's adapted cursor)."""
+    await driver.set_autocommit(True)
+    try:
+        cursor = driver.cursor()
+        try:
+            await cursor.execute(sql, params)
+            return cursor.rowcount
+        finally:
+            await cursor.close()
+    finally:
+        await driver.set_autocommit(False)
