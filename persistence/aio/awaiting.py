@@ -49,6 +49,7 @@ class AwaitingConnection:
             def call(*args: Any, **kwargs: Any) -> Any:
                 return bridge.wait(method(*args, **kwargs))
         call.__name__ = name
+        self.__dict__[name] = call   # built once per name
         return call
 
     def close(self) -> None:
