@@ -28,9 +28,8 @@ returned.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 try:
@@ -131,22 +130,27 @@ def wait(awaitable: Awaitable[T]) -> T:
     return current.parent.switch(awaitable)
 
 
-@contextlib.contextmanager
-def uninterrupted() -> Iterator[None]:
+class uninterrupted:  # noqa: N801 - used as a function: ``with uninterrupted():``
     """A block whose I/O runs to its end together (one backend call: a transaction
     and its answer): ``CancelledError`` is raised before it starts or after it
-    ends, never between two of its awaits.  Outside the bridge it does nothing."""
-    current = greenlet.getcurrent()
-    if not isinstance(current, _Bridged):
-        yield
-        return
-    if current.cancelled and not current.holding:
-        raise asyncio.CancelledError()
-    current.holding += 1
-    try:
-        yield
-    finally:
-        current.holding -= 1
+    ends, never between two of its awaits.  Outside the bridge it does nothing.
+    (A class, not a generator: it runs once per backend call.)"""
+
+    __slots__ = ("_bridged",)
+
+    def __enter__(self) -> None:
+        current = greenlet.getcurrent()
+        if isinstance(current, _Bridged):
+            if current.cancelled and not current.holding:
+                raise asyncio.CancelledError()
+            current.holding += 1
+            self._bridged: _Bridged | None = current
+        else:
+            self._bridged = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bridged is not None:
+            self._bridged.holding -= 1
 
 
 async def _steps(bridged: _Bridged, fn: Callable[..., Any], args: tuple,
