@@ -153,11 +153,14 @@ class uninterrupted:  # noqa: N801 - used as a function: ``with uninterrupted():
             self._bridged.holding -= 1
 
 
-async def _steps(bridged: _Bridged, fn: Callable[..., Any], args: tuple,
-                 kwargs: dict) -> _Done:
-    """Run ``fn`` in ``bridged``, awaiting what it hands over; its outcome."""
+def _start(bridged: _Bridged, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """Run ``fn`` in ``bridged`` up to its first wait: what it hands over, or _Done."""
     bridged.parent = greenlet.getcurrent()
-    request = bridged.switch(fn, args, kwargs)
+    return bridged.switch(fn, args, kwargs)
+
+
+async def _steps(bridged: _Bridged, request: Any) -> _Done:
+    """Go on running ``bridged``, awaiting what it hands over; its outcome."""
     while request.__class__ is not _Done:
         try:
             value = await request
@@ -179,23 +182,28 @@ async def drive(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn(*args, **kwargs)`` in a greenlet, awaiting its :func:`wait` calls in
     the calling task.  Only for a task nobody cancels (one that is shielded, or
     :func:`run_sync`'s): cancelling it would cut the awaitable in flight."""
-    return _result(await _steps(_take(), fn, args, kwargs))
+    bridged = _take()
+    return _result(await _steps(bridged, _start(bridged, fn, args, kwargs)))
 
 
-async def _report(bridged: _Bridged, fn: Callable[..., Any], args: tuple, kwargs: dict,
-                  done: asyncio.Future) -> None:
-    outcome = await _steps(bridged, fn, args, kwargs)
+async def _report(bridged: _Bridged, request: Any, done: asyncio.Future) -> None:
+    outcome = await _steps(bridged, request)
     if not done.done():   # else the caller stopped waiting: it waits for this task instead
         done.set_result(outcome)
 
 
 async def run_sync(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn(*args, **kwargs)`` on this loop; its :func:`wait` calls are awaited
-    here, in a task of its own that runs to its end (see the module docstring)."""
-    loop = asyncio.get_running_loop()
+    here, in a task of its own that runs to its end (see the module docstring).
+    Code that needs no I/O runs at once, with no task."""
     bridged = _take()
+    request = _start(bridged, fn, args, kwargs)
+    if request.__class__ is _Done:
+        _give_back(bridged)
+        return _result(request)
+    loop = asyncio.get_running_loop()
     done = loop.create_future()
-    task = loop.create_task(_report(bridged, fn, args, kwargs, done))
+    task = loop.create_task(_report(bridged, request, done))
     try:
         outcome = await done
     except asyncio.CancelledError:
