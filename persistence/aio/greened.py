@@ -127,4 +127,5 @@ class GreenBackend(AsyncBackend):
         return GreenConnection(self, await self.spawn(self._sync.get_connection))
 
     async def _close(self) -> None:
-        await self.spawn(self._sync.close)
+        # run_sync, not spawn: the caller runs no task of its own that nobody cancels.
+        await bridge.run_sync(self._sync.close)
