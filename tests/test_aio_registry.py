@@ -46,6 +46,29 @@ def test_calling_the_bridge_outside_run_sync_says_what_to_do():
         aio.wait(nothing())
 
 
+def test_bridge_greenlets_are_reused_only_once_their_call_has_returned():
+    """Calls that need no I/O return at once; one that waits on a coroutine which
+    itself runs bridged calls (with and without waits) gets its own answer back."""
+    from persistence.aio import bridge
+
+    async def answer(value):
+        await asyncio.sleep(0)
+        return value
+
+    async def nested(value):
+        first = await bridge.drive(lambda: value)                    # no wait
+        second = await bridge.drive(lambda: aio.wait(answer(value)))  # one wait
+        return first + second
+
+    def outer(value):
+        return aio.wait(nested(value)) + aio.wait(answer(value))
+
+    async def main():
+        assert await aio.run_sync(lambda: 7) == 7
+        return await asyncio.gather(*(aio.run_sync(outer, n) for n in range(20)))
+    assert asyncio.run(main()) == [3 * n for n in range(20)]
+
+
 def test_io_chooses_threads_or_requires_a_native_implementation(tmp_path):
     async def main():
         be = await aio.fetch(f"sqlite:///{tmp_path}/a.db", io="threads")

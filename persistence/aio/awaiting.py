@@ -36,7 +36,11 @@ class AwaitingConnection:
         if name.startswith("_"):
             raise AttributeError(name)
         aconn = self.aconn
-        if name in METHODS:
+        here = getattr(aconn, "_run_here", None)
+        if name in METHODS and here is not None:   # a native backend: in this greenlet
+            def call(*args: Any, **kwargs: Any) -> Any:
+                return here(name, args, kwargs)
+        elif name in METHODS:
             def call(*args: Any, **kwargs: Any) -> Any:
                 return bridge.wait(aconn._submit(name, args, kwargs))
         else:
@@ -45,6 +49,7 @@ class AwaitingConnection:
             def call(*args: Any, **kwargs: Any) -> Any:
                 return bridge.wait(method(*args, **kwargs))
         call.__name__ = name
+        self.__dict__[name] = call   # built once per name
         return call
 
     def close(self) -> None:

@@ -3,10 +3,14 @@
 
 It *is* the synchronous :class:`~persistence.backends.sql.SQLAlchemyBackend`
 (statements, codec, sessions, retries, migrations), built over SQLAlchemy's
-asyncio engine: the backend drives the engine's ``sync_engine`` from
-SQLAlchemy's ``greenlet_spawn``, so each statement is awaited by the event
-loop and no thread is used.  A URL naming a driver with no async counterpart
-known here (``sqlalchemy+oracle://...``) runs in threads instead.
+asyncio engine: the backend drives the engine's ``sync_engine`` in a greenlet
+of :mod:`persistence.aio.bridge` (which SQLAlchemy's ``await_`` accepts as
+its own), so each statement is awaited by the event loop and no thread is
+used.  The hot path's single-statement write is one coroutine on psycopg's
+``AsyncConnection`` (:func:`persistence.backends.sql.rawpath.run_autocommit`):
+one await per round trip, as the synchronous path blocks once.  A URL naming
+a driver with no async counterpart known here (``sqlalchemy+oracle://...``)
+runs in threads instead.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.util import greenlet_spawn
 
 from ..backends.sql import SQLAlchemyBackend
 from ..backends.sql import config as sqlconfig
 from ..exceptions import MissingDependency
+from . import bridge
 from .greened import GreenBackend
 
 __all__ = ["AsyncSQLBackend", "ASYNC_DRIVERS", "async_url"]
@@ -72,7 +76,7 @@ class AsyncSQLBackend(GreenBackend):
     """A SQL database through SQLAlchemy's asyncio engine (see the module docstring)."""
 
     def __init__(self, sync: SQLAlchemyBackend) -> None:
-        super().__init__(sync, greenlet_spawn, shared=sync.memory)
+        super().__init__(sync, bridge.drive, shared=sync.memory)
 
     @classmethod
     def build(cls, conf: Mapping[str, Any], **kwargs: Any) -> AsyncSQLBackend | None:

@@ -115,7 +115,8 @@ class AsyncStorage:
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         async with self._lock:
-            await self._open()
+            if not self._opened:
+                await self._open()
             return await bridge.run_sync(fn, *args, **kwargs)
 
     async def close(self) -> None:

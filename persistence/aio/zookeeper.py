@@ -69,7 +69,7 @@ class AsyncZkBackend(GreenBackend):
     """A ZooKeeper ensemble through kazoo's asynchronous calls (see the module docstring)."""
 
     def __init__(self, sync: ZkBackend) -> None:
-        super().__init__(sync, bridge.run_sync)
+        super().__init__(sync, bridge.drive)
 
     @classmethod
     def build(cls, conf: dict[str, Any], **kwargs: Any) -> AsyncZkBackend:

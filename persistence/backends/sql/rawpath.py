@@ -14,6 +14,11 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+try:
+    from sqlalchemy.util import await_ as _await  # SQLAlchemy >= 2.1
+except ImportError:  # pragma: no cover - SQLAlchemy 2.0
+    from sqlalchemy.util import await_only as _await
+
 _CURSOR_KEY = "persistence.backends.sql.rawpath.cursor"
 
 __all__ = ["RawHost", "begin_with", "executemany", "execute_more", "execute_raw",
@@ -143,7 +148,7 @@ def autocommit_form(session: RawHost, conn: sa.Connection,
     if raw is None or session.dialect.driver != "psycopg" or session.instrumented(conn):
         return None
     # libpq's own status (an int): ``info.transaction_status`` builds an enum each call.
-    if conn.connection.dbapi_connection.pgconn.transaction_status != 0:   # not idle
+    if conn.connection.driver_connection.pgconn.transaction_status != 0:   # not idle
         return None
     return raw
 
@@ -152,6 +157,9 @@ def run_autocommit(session: RawHost, conn: sa.Connection, raw: Any,
                    params: dict[str, Any]) -> int:
     """Run ``raw`` (from :func:`autocommit_form`) in autocommit: one round trip,
     where BEGIN, statement and COMMIT take three; the rows matched."""
+    if session.dialect.is_async:   # persistence.aio: psycopg's AsyncConnection
+        return _await(_autocommit_async(conn.connection.driver_connection, raw.sql,
+                                        raw.params(params)))
     record = conn.connection
     dbapi = record.dbapi_connection
     # One cursor per DBAPI connection, kept in its pool record (cleared when the
@@ -166,3 +174,19 @@ def run_autocommit(session: RawHost, conn: sa.Connection, raw: Any,
         return cursor.rowcount
     finally:
         dbapi.autocommit = False
+
+
+async def _autocommit_async(driver: Any, sql: str, params: Any) -> int:
+    """:func:`run_autocommit` on psycopg's AsyncConnection, the same driver calls as
+    one coroutine: the greenlet running the backend awaits once per statement, not
+    once per driver call (through SQLAlchemy's adapted cursor)."""
+    await driver.set_autocommit(True)
+    try:
+        cursor = driver.cursor()
+        try:
+            await cursor.execute(sql, params)
+            return cursor.rowcount
+        finally:
+            await cursor.close()
+    finally:
+        await driver.set_autocommit(False)
