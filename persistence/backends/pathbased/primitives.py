@@ -183,12 +183,6 @@ class PathPrimitives(abc.ABC):
         record["revision"] = raw[1]
         return record
 
-    def _build(self, loader: Any, raw: tuple[bytes, int], path: str) -> Any:
-        """The record ``loader`` makes of ``raw``, marked as read from this store."""
-        detail = loader(self._decode(raw, path), self._where(path), self._backend.payload)
-        bookkeeping(detail).mark_stored(self._backend.token, getattr(detail, "state", None))
-        return detail
-
     # -- the layout ----------------------------------------------------------
     def _layout(self) -> tuple[str, ...]:
         return (self.book_path, self.flow_path, self.atom_path, self.snapshot_path,
