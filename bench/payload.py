@@ -114,13 +114,13 @@ def _bare() -> Iterator[None]:
     values took before the pipeline existed (what ``bare`` measures)."""
     from persistence.models import encoding
 
-    saved = encoding._seal, encoding._opened
+    saved = encoding._seal, encoding.open_values
     encoding._seal = lambda record, codec, detail, names=(): record
-    encoding._opened = lambda record, codec, where, names: record
+    encoding.open_values = lambda record, codec, where, names=(): record
     try:
         yield
     finally:
-        encoding._seal, encoding._opened = saved
+        encoding._seal, encoding.open_values = saved
 
 
 def default_figures(budget: float, repeat: int) -> dict[str, float]:
