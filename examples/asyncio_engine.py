@@ -22,7 +22,6 @@ the middle of the task after the first N have finished.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -31,7 +30,7 @@ from typing import Any
 
 from persistence import aio, states
 from persistence.models.failure import Failure
-from persistence.tools.demo import build_flow, journaled
+from persistence.tools.demo import build_flow, child_arguments, journaled
 from persistence.tools.engine import RAN, SKIPPED, plan
 
 ENV_URI = "PERSISTENCE_URI"
@@ -77,12 +76,7 @@ async def run_flow(tasks: list[Any], storage: aio.AsyncStorage,
 
 
 async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python examples/asyncio_engine.py")
-    parser.add_argument("--flow", required=True)
-    parser.add_argument("--journal", required=True)
-    parser.add_argument("--report", required=True)
-    parser.add_argument("--crash-after", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = child_arguments(argv, "python examples/asyncio_engine.py")
     tasks = build_flow()
     done = journaled(tasks, args.journal, args.crash_after)   # as the sync demo's child
     async with aio.backend(os.environ[ENV_URI]) as be:

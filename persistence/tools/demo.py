@@ -43,8 +43,8 @@ from ..runtime.atom import Task
 from ..runtime.storage import Storage
 from .engine import RAN, Engine
 
-__all__ = ["DEFAULT_BACKEND", "COUNT", "build_flow", "journaled", "run_demo", "DemoReport",
-           "DemoRow", "DemoFailed"]
+__all__ = ["DEFAULT_BACKEND", "COUNT", "build_flow", "journaled", "child_arguments", "run_demo",
+           "DemoReport", "DemoRow", "DemoFailed"]
 
 DEFAULT_BACKEND = "sqlite:///persistence-demo.db"
 DEFAULT_CRASH_AFTER = 3
@@ -118,13 +118,20 @@ def journaled(tasks: list[DemoTask], journal: str,
     return done
 
 
-def _child(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m persistence.tools.demo")
+def child_arguments(argv: list[str], prog: str) -> argparse.Namespace:
+    """The options of a demo child process (this module's and the asyncio example's):
+    the flow to run, the journal its tasks append to, where the report goes, and
+    after how many finished tasks to SIGKILL itself (see :func:`journaled`)."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--flow", required=True)
     parser.add_argument("--journal", required=True)
     parser.add_argument("--report", required=True)
     parser.add_argument("--crash-after", type=int, default=None)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _child(argv: list[str]) -> int:
+    args = child_arguments(argv, "python -m persistence.tools.demo")
     tasks = build_flow()
     done = journaled(tasks, args.journal, args.crash_after)
     with loading.backend(os.environ[ENV_BACKEND]) as be:
