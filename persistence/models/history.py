@@ -32,7 +32,7 @@ from . import encoding as serialization
 from . import records as models
 
 __all__ = ["HistoryEntry", "Snapshot", "WRITE", "RESTORE", "FORK", "EVENTS", "FLOW", "ATOM",
-           "entry_fields", "atom_entry_fields", "encode_entry", "decode_entry", "entry_name",
+           "entry_fields", "encode_entry", "decode_entry", "entry_name",
            "from_ns", "to_ns", "sort_entries", "snapshot_id", "snapshot_body",
            "load_snapshot_body"]
 
@@ -152,18 +152,6 @@ def entry_fields(detail: models._Record, kind: str, flow_uuid: str | None,
         fields["owner"] = owner
     if event != WRITE:
         fields["event"] = event
-    return fields
-
-
-def atom_entry_fields(detail: models.AtomDetail, old_state: str | None,
-                      owner: str | None) -> dict[str, Any]:
-    """``entry_fields(detail, ATOM, None, old_state, owner)``: an ordinary write of an
-    atom on its own, the one made per checkpoint, built in one step."""
-    fields = {"uuid": detail.uuid, "kind": ATOM, "name": detail.name, "flow_uuid": None,
-              "old_state": old_state, "new_state": detail.state, "at_ns": now_ns(),
-              "intention": detail.intention}
-    if owner is not None:
-        fields["owner"] = owner
     return fields
 
 

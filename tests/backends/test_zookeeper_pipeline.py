@@ -142,3 +142,34 @@ def test_parts_another_writer_left_are_removed_by_our_next_small_write(
         ours.update_atom_details(fresh)               # revision 5, inline
         assert zookeeper_admin.exists(parts) is None
         assert ours.get_atom_details(ad.uuid).results == "small again"
+
+
+def test_interleaved_atoms_wait_for_the_other_atoms_mark(backend_zookeeper, monkeypatch):
+    """Two atoms running side by side: a's result is not chained behind b's unanswered
+    mark; that mark is settled first, and b's result then finds nothing in flight."""
+    from persistence.backends.zookeeper import pipeline
+    book, flow = LogBook("pipeline"), FlowDetail("flow", str(uuid.uuid4()))
+    a, b = TaskDetail("a", str(uuid.uuid4())), TaskDetail("b", str(uuid.uuid4()))
+    flow.add(a)
+    flow.add(b)
+    book.add(flow)
+    followed = []
+    follow = pipeline.follow
+    monkeypatch.setattr(pipeline, "follow",
+                        lambda conn, sent, put, entry: (followed.append(put.path),
+                                                        follow(conn, sent, put, entry)))
+    with backend_zookeeper.get_connection() as conn:
+        conn.save_logbook(book)
+        for ad in (a, b):
+            ad.state = states.RUNNING
+            conn.update_atom_details_nowait(ad)
+        for ad in (a, b):
+            ad.put(states.SUCCESS, ad.name)
+            conn.update_atom_details(ad)
+        assert followed == []
+    with backend_zookeeper.get_connection() as reader:
+        for ad in (a, b):
+            stored = reader.get_atom_details(ad.uuid)
+            assert (stored.results, stored.revision) == (ad.name, 3)
+            assert [e.new_state for e in reader.get_history(ad.uuid)] == [
+                None, states.RUNNING, states.SUCCESS]

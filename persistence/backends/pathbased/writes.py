@@ -144,6 +144,9 @@ class PathWrites(PathPrimitives):
         data = serialization.encode_record(
             serialization.atom_record(atom_detail, None, codec=backend.payload), atom_detail)
         path = self._atom(atom_detail.uuid)
+        # Passed only when False: stores that never set ``writes_nowait`` (memory, a
+        # third party's) keep their own _write_single* signatures.
+        nowait = {} if durable else {"durable": False}
         try:
             if backend.history:
                 owner, append = self.owner, self._append
@@ -151,19 +154,12 @@ class PathWrites(PathPrimitives):
                 def log(revision: Any, txn: Any) -> None:
                     # Asked when the entry is made (a store may make it twice).
                     old = bk.stored_state if bk.token is token else None
-                    append(path, history.atom_entry_fields(atom_detail, old, owner),
-                           revision, txn)
-                # ``durable`` passed only when False: stores that never set
-                # ``writes_nowait`` (memory, a third party's) keep their signatures.
-                revision = (self._write_single_logged(path, data, expected, log) if durable
-                            else self._write_single_logged(path, data, expected, log,
-                                                           durable=False))
-            elif durable:
-                revision = self._write_single(path, data, create=False,
-                                              expected_revision=expected)
+                    append(path, history.entry_fields(atom_detail, history.ATOM, None, old,
+                                                      owner), revision, txn)
+                revision = self._write_single_logged(path, data, expected, log, **nowait)
             else:
                 revision = self._write_single(path, data, create=False,
-                                              expected_revision=expected, durable=False)
+                                              expected_revision=expected, **nowait)
         except NotFound:
             raise NotFound(f"atom detail {atom_detail.uuid} was never saved: save the "
                            f"flow detail (or logbook) that contains it first") from None

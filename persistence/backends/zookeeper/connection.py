@@ -219,16 +219,19 @@ class ZkConnection(ZkClaims, PathBasedConnection):
         """The next write of the record whose update was sent without waiting goes out
         behind it at once, conditional on it (see :mod:`.pipeline`)."""
         sent = self._sent
-        if durable and sent is not None and expected_revision is not None:
-            ops: list = []
-            revision = self._write(path, data, ops, create=False,
-                                   expected_revision=expected_revision)
-            log(revision, ops)
-            if pipeline.chains(self, sent, ops):
-                self._sent = None
-                pipeline.follow(self, sent, *ops)
-                return revision
-        return super()._write_single_logged(path, data, expected_revision, log, durable)
+        if not durable or sent is None or expected_revision is None:
+            return super()._write_single_logged(path, data, expected_revision, log, durable)
+        ops: list = []
+        revision = self._write(path, data, ops, create=False,
+                               expected_revision=expected_revision)
+        log(revision, ops)
+        self._sent = None
+        if pipeline.chains(self, sent, ops):
+            pipeline.follow(self, sent, *ops)
+        else:   # as _transaction(): the earlier update's answer first, then these ops
+            writes.settle(self, sent)
+            writes.commit(self, ops)
+        return revision
 
     def settle(self) -> None:
         """Wait for the answer to the update sent without waiting, if any; its error

@@ -94,10 +94,14 @@ def _recover(conn: ZkWriter, sent: Sent, put: Put, entry: Entry) -> None:
     """Both answers lost: read back which of the two writes went through; send again
     what did not (the earlier one first)."""
     path, before = put.path, sent.put.expected
-    if outcome(conn, {path: before}, {path: (put.expected + 1, put.data)}):
+    both = outcome(conn, {path: before}, {path: (put.expected + 1, put.data)})
+    if both:
         LOG.info("the answers to two updates of %s were lost; both were applied", path)
         return
-    first = outcome(conn, {path: before}, {path: (sent.put.expected + 1, sent.put.data)})
+    # False: the record is as before both (so the first did not apply either);
+    # None: read again whether it holds the first one's value.
+    first = both if both is False else outcome(
+        conn, {path: before}, {path: (sent.put.expected + 1, sent.put.data)})
     if first is None:
         raise StorageFailure(f"the answers to two updates of {path} were lost and it now "
                              f"holds neither's value nor the one before: another writer "
